@@ -1,0 +1,14 @@
+//! Kafka connections and admin operations shared by the ferry provider and runtime.
+//!
+//! One admin stack on purpose: librdkafka (through rust-rdkafka and, for the admin calls
+//! rust-rdkafka does not wrap, rdkafka-sys). TLS, SASL and later MSK IAM are configured once,
+//! in [`connection`], for the admin client, the runtime's consumers and its transactional
+//! producers alike. docs/design/kafka-client.md explains the choice.
+
+pub mod admin;
+pub mod connection;
+mod native;
+
+pub use admin::{Admin, AdminError, NewTopic, TopicDescription};
+pub use connection::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
+pub use rdkafka::error::RDKafkaErrorCode as KafkaErrorCode;

@@ -1,0 +1,378 @@
+//! Kafka connection settings as users write them: in the provider block (the default) or in a
+//! resource's own `cluster { ... }` block (which wins). A resource whose cluster is not known
+//! until apply — bootstrap servers of an MSK cluster created in the same run — plans cleanly.
+
+use std::time::Duration;
+
+use ferry_kafka::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
+
+use crate::framework::timeouts::parse_duration;
+use crate::framework::{Attribute, AttributePath, Block, Diagnostics, NestedBlock, Type, Value};
+
+/// Environment fallbacks for the provider block, so CI can pass secrets without HCL.
+pub const ENV_BOOTSTRAP: &str = "FERRY_KAFKA_BOOTSTRAP_SERVERS";
+pub const ENV_SASL_USERNAME: &str = "FERRY_KAFKA_SASL_USERNAME";
+pub const ENV_SASL_PASSWORD: &str = "FERRY_KAFKA_SASL_PASSWORD";
+
+/// The connection attributes, shared by the provider block and every `cluster` block.
+pub fn connection_block(description: &str, bootstrap_required: bool) -> Block {
+    let servers = "Kafka bootstrap servers as host:port, e.g. [\"b-1.example:9092\"].";
+    let bootstrap = if bootstrap_required {
+        Attribute::required("bootstrap_servers", Type::list(Type::String)).describe(servers)
+    } else {
+        Attribute::optional("bootstrap_servers", Type::list(Type::String)).describe(&format!(
+            "{servers} Defaults to the comma-separated {ENV_BOOTSTRAP} environment variable."
+        ))
+    };
+    Block::new(description)
+        .attribute(bootstrap)
+        .attribute(Attribute::optional("timeout", Type::String).describe(
+            "Upper bound for reaching the cluster and for each admin request, e.g. \"30s\" (default). \
+             Unreachable brokers fail with an error after this long instead of hanging.",
+        ))
+        .block(NestedBlock::single(
+            "tls",
+            Block::new("Connect with TLS. Present means enabled.")
+                .attribute(Attribute::optional("ca_cert", Type::String).describe(
+                    "PEM CA bundle to trust. The system trust store when unset (right for MSK).",
+                ))
+                .attribute(Attribute::optional("client_cert", Type::String).describe("PEM client certificate for mutual TLS."))
+                .attribute(Attribute::optional("client_key", Type::String).sensitive().describe("PEM private key of client_cert."))
+                .attribute(Attribute::optional("insecure_skip_verify", Type::Bool).describe(
+                    "Skip server certificate verification. Only for disposable test clusters.",
+                )),
+        ))
+        .block(NestedBlock::single(
+            "sasl",
+            Block::new("SASL authentication.")
+                .attribute(Attribute::required("mechanism", Type::String).describe(
+                    "One of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.",
+                ))
+                .attribute(Attribute::optional("username", Type::String).describe(&format!(
+                    "SASL username. Provider block only: defaults to {ENV_SASL_USERNAME}."
+                )))
+                .attribute(Attribute::optional("password", Type::String).sensitive().describe(&format!(
+                    "SASL password. Provider block only: defaults to {ENV_SASL_PASSWORD}."
+                ))),
+        ))
+}
+
+/// The `cluster` block every Kafka resource and data source accepts.
+pub fn cluster_block() -> NestedBlock {
+    NestedBlock::single(
+        "cluster",
+        connection_block(
+            "Which Kafka cluster this object lives in. Overrides the provider's default connection; \
+             may use values known only after apply (e.g. a new MSK cluster's bootstrap brokers).",
+            true,
+        ),
+    )
+}
+
+/// What a resource's connection settings amount to at this moment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    Known(ConnectionConfig),
+    /// Some setting is unknown until apply.
+    Unknown,
+    /// Neither the resource nor the provider says where Kafka is.
+    Missing,
+}
+
+/// Whether the values come from the provider block (env fallbacks apply) or a cluster block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Provider,
+    ClusterBlock,
+}
+
+/// Reads connection settings from a block value. Unknowns give `Resolved::Unknown`; mistakes
+/// give diagnostics on `at` + the attribute.
+pub fn parse(
+    block: &Value,
+    origin: Origin,
+    at: &AttributePath,
+    diags: &mut Diagnostics,
+) -> Resolved {
+    if block.is_unknown() {
+        return Resolved::Unknown;
+    }
+    if block.is_null() {
+        return Resolved::Missing;
+    }
+    let path = |name: &str| at.clone().attr(name);
+    let env = |name: &str| {
+        (origin == Origin::Provider)
+            .then(|| std::env::var(name).ok())
+            .flatten()
+            .filter(|v| !v.is_empty())
+    };
+
+    let servers = match block.get("bootstrap_servers") {
+        Value::Unknown => return Resolved::Unknown,
+        Value::Null => match env(ENV_BOOTSTRAP) {
+            Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
+            None => return Resolved::Missing,
+        },
+        v => {
+            let items = v.as_list().unwrap_or_default();
+            if items.iter().any(Value::is_unknown) {
+                return Resolved::Unknown;
+            }
+            items
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        }
+    };
+    if servers.is_empty() {
+        diags.attribute_error(
+            path("bootstrap_servers"),
+            "No bootstrap servers",
+            "List at least one broker as host:port.",
+        );
+    }
+    for s in &servers {
+        if let Err(why) = check_host_port(s) {
+            diags.attribute_error(
+                path("bootstrap_servers"),
+                "Invalid bootstrap server",
+                format!("{s:?} {why}; write each server as host:port, e.g. \"broker-1.example.com:9092\"."),
+            );
+        }
+    }
+
+    let timeout = match block.get("timeout") {
+        Value::Unknown => return Resolved::Unknown,
+        Value::String(s) => match parse_duration(s) {
+            Ok(d) if d > Duration::ZERO => d,
+            Ok(_) | Err(_) => {
+                diags.attribute_error(
+                    path("timeout"),
+                    "Invalid timeout",
+                    format!("{s:?} is not a positive duration; write e.g. \"30s\" or \"2m\"."),
+                );
+                ConnectionConfig::DEFAULT_TIMEOUT
+            }
+        },
+        _ => ConnectionConfig::DEFAULT_TIMEOUT,
+    };
+
+    let tls = match block.get("tls") {
+        Value::Null => None,
+        t if !t.is_wholly_known() => return Resolved::Unknown,
+        t => Some(TlsConfig {
+            ca_pem: t.get("ca_cert").as_str().map(str::to_string),
+            client_cert_pem: t.get("client_cert").as_str().map(str::to_string),
+            client_key_pem: t.get("client_key").as_str().map(Secret::new),
+            insecure_skip_verify: t.get("insecure_skip_verify").as_bool().unwrap_or(false),
+        }),
+    };
+    if let Some(t) = &tls {
+        if t.client_cert_pem.is_some() != t.client_key_pem.is_some() {
+            diags.attribute_error(
+                path("tls").attr("client_key"),
+                "Incomplete client certificate",
+                "Mutual TLS needs both client_cert and client_key.",
+            );
+        }
+    }
+
+    let sasl = match block.get("sasl") {
+        Value::Null => None,
+        s if !s.is_wholly_known() => return Resolved::Unknown,
+        s => {
+            let mechanism_name = s.get("mechanism").as_str().unwrap_or_default();
+            let mechanism = SaslMechanism::parse(mechanism_name);
+            if mechanism.is_none() {
+                let detail = if mechanism_name.eq_ignore_ascii_case("AWS_MSK_IAM") {
+                    "MSK IAM authentication is not supported yet; use SCRAM (MSK supports SASL/SCRAM) for now.".to_string()
+                } else {
+                    format!(
+                        "{mechanism_name:?} is not supported; use one of {}.",
+                        SaslMechanism::NAMES.join(", ")
+                    )
+                };
+                diags.attribute_error(
+                    path("sasl").attr("mechanism"),
+                    "Unsupported SASL mechanism",
+                    detail,
+                );
+            }
+            let username = s
+                .get("username")
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| env(ENV_SASL_USERNAME));
+            let password = s
+                .get("password")
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| env(ENV_SASL_PASSWORD));
+            let hint = match origin {
+                Origin::Provider => " (or the matching FERRY_KAFKA_SASL_* environment variable)",
+                Origin::ClusterBlock => "",
+            };
+            if username.is_none() {
+                diags.attribute_error(
+                    path("sasl").attr("username"),
+                    "Missing SASL username",
+                    format!("Set username{hint}."),
+                );
+            }
+            if password.is_none() {
+                diags.attribute_error(
+                    path("sasl").attr("password"),
+                    "Missing SASL password",
+                    format!("Set password{hint}."),
+                );
+            }
+            match (mechanism, username, password) {
+                (Some(mechanism), Some(username), Some(password)) => Some(SaslConfig {
+                    mechanism,
+                    username,
+                    password: Secret::new(password),
+                }),
+                _ => None,
+            }
+        }
+    };
+
+    Resolved::Known(ConnectionConfig {
+        bootstrap_servers: servers,
+        tls,
+        sasl,
+        timeout,
+    })
+}
+
+fn check_host_port(s: &str) -> Result<(), &'static str> {
+    let (host, port) = s.rsplit_once(':').ok_or("has no port")?;
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err("has an invalid port"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn obj(pairs: &[(&str, Value)]) -> Value {
+        Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    }
+    fn servers(list: &[&str]) -> Value {
+        Value::List(list.iter().map(|s| Value::string(*s)).collect())
+    }
+
+    #[test]
+    fn unknown_servers_resolve_to_unknown_not_an_error() {
+        let mut d = Diagnostics::default();
+        let block = obj(&[("bootstrap_servers", Value::Unknown)]);
+        assert_eq!(
+            parse(
+                &block,
+                Origin::ClusterBlock,
+                &AttributePath::root("cluster"),
+                &mut d
+            ),
+            Resolved::Unknown
+        );
+        let block = obj(&[("bootstrap_servers", Value::List(vec![Value::Unknown]))]);
+        assert_eq!(
+            parse(
+                &block,
+                Origin::ClusterBlock,
+                &AttributePath::root("cluster"),
+                &mut d
+            ),
+            Resolved::Unknown
+        );
+        assert!(!d.has_errors());
+    }
+
+    #[test]
+    fn bad_server_and_mechanism_point_at_their_attributes() {
+        let mut d = Diagnostics::default();
+        let block = obj(&[
+            ("bootstrap_servers", servers(&["nohost"])),
+            (
+                "sasl",
+                obj(&[
+                    ("mechanism", Value::string("GSSAPI")),
+                    ("username", Value::string("u")),
+                    ("password", Value::string("p")),
+                ]),
+            ),
+        ]);
+        parse(
+            &block,
+            Origin::ClusterBlock,
+            &AttributePath::root("cluster"),
+            &mut d,
+        );
+        let paths: Vec<String> =
+            d.0.iter()
+                .map(|x| x.path.clone().unwrap().to_string())
+                .collect();
+        assert!(
+            paths.contains(&"cluster.bootstrap_servers".to_string()),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"cluster.sasl.mechanism".to_string()),
+            "{paths:?}"
+        );
+    }
+
+    #[test]
+    fn known_block_becomes_a_connection() {
+        let mut d = Diagnostics::default();
+        let block = obj(&[
+            ("bootstrap_servers", servers(&["127.0.0.1:9092"])),
+            ("timeout", Value::string("5s")),
+            (
+                "sasl",
+                obj(&[
+                    ("mechanism", Value::string("SCRAM-SHA-512")),
+                    ("username", Value::string("u")),
+                    ("password", Value::string("p")),
+                ]),
+            ),
+        ]);
+        let Resolved::Known(c) = parse(
+            &block,
+            Origin::ClusterBlock,
+            &AttributePath::root("cluster"),
+            &mut d,
+        ) else {
+            panic!("expected a known connection: {d:?}")
+        };
+        assert!(!d.has_errors());
+        assert_eq!(c.timeout, Duration::from_secs(5));
+        assert_eq!(c.sasl.unwrap().mechanism, SaslMechanism::ScramSha512);
+    }
+
+    #[test]
+    fn null_block_is_missing() {
+        let mut d = Diagnostics::default();
+        assert_eq!(
+            parse(
+                &Value::Null,
+                Origin::ClusterBlock,
+                &AttributePath::root("cluster"),
+                &mut d
+            ),
+            Resolved::Missing
+        );
+    }
+}

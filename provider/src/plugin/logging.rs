@@ -1,0 +1,142 @@
+//! Logs as hclog JSON lines on stderr. go-plugin parses these and re-emits them at their own
+//! level, so `TF_LOG=DEBUG terraform apply` shows ferry's lines where they belong.
+
+use std::io::Write;
+
+use serde_json::{Map, Value as Json};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, filter::Targets};
+
+/// The level from TF_LOG_PROVIDER_FERRY, TF_LOG_PROVIDER or TF_LOG (first set wins); INFO
+/// otherwise. The client filters again, so this only saves work.
+pub fn level_from_env() -> LevelFilter {
+    ["TF_LOG_PROVIDER_FERRY", "TF_LOG_PROVIDER", "TF_LOG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .and_then(|v| match v.to_ascii_lowercase().as_str() {
+            "trace" | "json" => Some(LevelFilter::TRACE),
+            "debug" => Some(LevelFilter::DEBUG),
+            "info" => Some(LevelFilter::INFO),
+            "warn" => Some(LevelFilter::WARN),
+            "error" => Some(LevelFilter::ERROR),
+            "off" => Some(LevelFilter::OFF),
+            _ => None,
+        })
+        .unwrap_or(LevelFilter::INFO)
+}
+
+pub fn init() {
+    let filter = Targets::new()
+        .with_default(level_from_env())
+        // Dependencies' chatter stays out unless tracing ferry at TRACE.
+        .with_target("h2", LevelFilter::WARN)
+        .with_target("hyper", LevelFilter::WARN)
+        .with_target("rustls", LevelFilter::WARN)
+        .with_target("tonic", LevelFilter::WARN)
+        .with_target("tower", LevelFilter::WARN);
+    tracing_subscriber::registry()
+        .with(HclogLayer.with_filter(filter))
+        .init();
+}
+
+/// Formats one event as an hclog JSON object.
+pub struct HclogLayer;
+
+struct Fields(Map<String, Json>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), Json::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().to_string(), Json::String(value.to_string()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_string(), Json::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_string(), Json::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_string(), Json::from(value));
+    }
+}
+
+pub fn hclog_level(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "trace",
+        Level::DEBUG => "debug",
+        Level::INFO => "info",
+        Level::WARN => "warn",
+        Level::ERROR => "error",
+    }
+}
+
+/// hclog's timestamp shape: RFC 3339 with microseconds.
+fn timestamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.microsecond()
+    )
+}
+
+pub fn format_event(level: &Level, target: &str, mut fields: Map<String, Json>) -> String {
+    let message = match fields.remove("message") {
+        Some(Json::String(s)) => s,
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let mut line = Map::new();
+    line.insert("@level".into(), Json::from(hclog_level(level)));
+    line.insert("@message".into(), Json::from(message));
+    line.insert(
+        "@module".into(),
+        Json::from(format!("ferry.{}", target.replace("::", "."))),
+    );
+    line.insert("@timestamp".into(), Json::from(timestamp()));
+    line.extend(fields);
+    Json::Object(line).to_string()
+}
+
+impl<S: Subscriber> Layer<S> for HclogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut fields = Fields(Map::new());
+        event.record(&mut fields);
+        let meta = event.metadata();
+        let line = format_event(meta.level(), meta.target(), fields.0);
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_becomes_hclog_json() {
+        let mut fields = Map::new();
+        fields.insert("message".into(), Json::from("creating topic"));
+        fields.insert("topic".into(), Json::from("orders"));
+        let line = format_event(&Level::DEBUG, "terraform_provider_ferry::grpc", fields);
+        let parsed: Json = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["@level"], "debug");
+        assert_eq!(parsed["@message"], "creating topic");
+        assert_eq!(parsed["topic"], "orders");
+        assert_eq!(parsed["@module"], "ferry.terraform_provider_ferry.grpc");
+        assert!(parsed["@timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}

@@ -1,0 +1,3 @@
+//! Managed resources. Each is one type implementing `framework::Resource`.
+
+pub mod topic;

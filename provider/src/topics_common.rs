@@ -1,0 +1,168 @@
+//! Rules about Kafka topics shared by the topic resource and data sources.
+
+use ferry_kafka::AdminError;
+use ferry_kafka::KafkaErrorCode as RDKafkaErrorCode;
+
+use crate::framework::{AttributePath, Diagnostics, Value};
+
+/// Kafka's limit on topic name length.
+pub const MAX_NAME_LEN: usize = 249;
+
+/// Checks a topic name the way the broker would, so mistakes show at validate time.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a topic name cannot be empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err("\".\" and \"..\" are not allowed as topic names".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "it is {} characters long; Kafka allows at most {MAX_NAME_LEN}",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "it contains {bad:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Topic config keys are lowercase words joined by dots or dashes (e.g. `retention.ms`).
+pub fn check_config_key(key: &str) -> Result<(), String> {
+    let ok = !key.is_empty()
+        && key.split(['.', '-']).all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key:?} is not a Kafka config name; they look like \"retention.ms\" or \"cleanup.policy\""
+        ))
+    }
+}
+
+/// Static checks on a topic's name, partitions, replication factor and config.
+pub fn validate_topic_fields(config: &Value, diags: &mut Diagnostics) {
+    if let Some(name) = config.get("name").as_str() {
+        if let Err(why) = check_name(name) {
+            diags.attribute_error(
+                AttributePath::root("name"),
+                "Invalid topic name",
+                format!("{name:?}: {why}."),
+            );
+        } else if name.contains('.') && name.contains('_') {
+            diags.attribute_warning(
+                AttributePath::root("name"),
+                "Topic name mixes '.' and '_'",
+                "Kafka's metric names treat '.' and '_' alike, so this name can collide with another topic's metrics.",
+            );
+        }
+    }
+    if let Value::Number(n) = config.get("partitions") {
+        match n.as_i64() {
+            Some(p) if (1..=i32::MAX as i64).contains(&p) => {}
+            _ => diags.attribute_error(
+                AttributePath::root("partitions"),
+                "Invalid partition count",
+                format!("partitions must be a whole number of at least 1, got {n}."),
+            ),
+        }
+    }
+    if let Value::Number(n) = config.get("replication_factor") {
+        match n.as_i64() {
+            Some(r) if (1..=i16::MAX as i64).contains(&r) => {}
+            _ => diags.attribute_error(
+                AttributePath::root("replication_factor"),
+                "Invalid replication factor",
+                format!("replication_factor must be a whole number of at least 1, got {n}."),
+            ),
+        }
+    }
+    if let Value::Map(entries) = config.get("config") {
+        for (key, value) in entries {
+            if let Err(why) = check_config_key(key) {
+                diags.attribute_error(
+                    AttributePath::root("config").key(key),
+                    "Invalid topic config name",
+                    why,
+                );
+            }
+            if value.is_null() {
+                diags.attribute_error(
+                    AttributePath::root("config").key(key),
+                    "Null topic config value",
+                    "Remove the key to use the broker default instead of setting it to null.",
+                );
+            }
+        }
+    }
+}
+
+/// Turns a broker error about a topic into a diagnostic on the attribute it concerns.
+pub fn report_topic_error(diags: &mut Diagnostics, summary: &str, name: &str, error: &AdminError) {
+    let detail = error.to_string();
+    let (path, hint) = match error.code() {
+        Some(
+            RDKafkaErrorCode::InvalidReplicationFactor | RDKafkaErrorCode::InvalidReplicaAssignment,
+        ) => (
+            Some("replication_factor"),
+            "The replication factor cannot exceed the number of live brokers.".to_string(),
+        ),
+        Some(RDKafkaErrorCode::InvalidPartitions) => (Some("partitions"), String::new()),
+        Some(RDKafkaErrorCode::InvalidConfig | RDKafkaErrorCode::PolicyViolation) => (
+            Some("config"),
+            "Check the key names and values against Kafka's topic configuration reference."
+                .to_string(),
+        ),
+        Some(RDKafkaErrorCode::InvalidTopic) => (Some("name"), String::new()),
+        Some(RDKafkaErrorCode::TopicAlreadyExists) => (
+            Some("name"),
+            format!(
+                "Topic {name:?} already exists on the cluster. To manage it with Terraform, import it: \
+                 terraform import <resource address> {name}"
+            ),
+        ),
+        _ => (None, String::new()),
+    };
+    let detail = if hint.is_empty() {
+        detail
+    } else {
+        format!("{detail}\n\n{hint}")
+    };
+    match path {
+        Some(p) => diags.attribute_error(AttributePath::root(p), summary, detail),
+        None => diags.error(summary, detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_kafka_rules() {
+        assert!(check_name("orders.v1_in-x").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("..").is_err());
+        assert!(check_name("has space").unwrap_err().contains("' '"));
+        assert!(check_name(&"a".repeat(250)).unwrap_err().contains("249"));
+    }
+
+    #[test]
+    fn config_keys_must_look_like_kafka_configs() {
+        assert!(check_config_key("retention.ms").is_ok());
+        assert!(check_config_key("message.timestamp.after.max.ms").is_ok());
+        assert!(check_config_key("Retention.ms").is_err());
+        assert!(check_config_key("retention..ms").is_err());
+        assert!(check_config_key("retention ms").is_err());
+    }
+}
