@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use thiserror::Error;
 
@@ -80,10 +81,50 @@ pub struct NewTopic {
     pub config: BTreeMap<String, String>,
 }
 
+/// Remembers the last connection-level error librdkafka reported (authentication, TLS,
+/// resolution), which a failed request only summarises as "transport failure".
+#[derive(Default)]
+pub struct ErrorCapture {
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl ErrorCapture {
+    fn last(&self) -> Option<String> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+}
+
+impl ClientContext for ErrorCapture {
+    // librdkafka calls this from its own threads, so connection failures (bad credentials, TLS
+    // errors) are captured even though nobody polls the client's event queue.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(?level, facility = fac, "librdkafka: {message}");
+        if (level as i32) <= (RDKafkaLogLevel::Error as i32) {
+            let text = if message.contains("SASL authentication error") {
+                format!("authentication failed: {message}")
+            } else {
+                message.to_string()
+            };
+            if let Ok(mut last) = self.last.lock() {
+                *last = Some(text);
+            }
+        }
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        let text = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Authentication) => format!("authentication failed: {reason}"),
+            _ => reason.to_string(),
+        };
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(text);
+        }
+    }
+}
+
 /// An admin connection to one cluster. Cheap to clone.
 #[derive(Clone)]
 pub struct Admin {
-    client: Arc<AdminClient<DefaultClientContext>>,
+    client: Arc<AdminClient<ErrorCapture>>,
     servers: String,
     timeout: Duration,
 }
@@ -91,14 +132,13 @@ pub struct Admin {
 impl Admin {
     /// Connects and proves the cluster answers, within the connection's timeout.
     pub async fn connect(config: &ConnectionConfig) -> Result<Admin, AdminError> {
-        let client: AdminClient<DefaultClientContext> =
-            config
-                .client_config()
-                .create()
-                .map_err(|e| AdminError::Other {
-                    operation: "creating the Kafka client",
-                    message: e.to_string(),
-                })?;
+        let client: AdminClient<ErrorCapture> = config
+            .client_config()
+            .create_with_context(ErrorCapture::default())
+            .map_err(|e| AdminError::Other {
+                operation: "creating the Kafka client",
+                message: e.to_string(),
+            })?;
         let admin = Admin {
             client: Arc::new(client),
             servers: config.bootstrap(),
@@ -136,17 +176,33 @@ impl Admin {
         let client = Arc::clone(&self.client);
         let timeout = self.timeout;
         let servers = self.servers.clone();
-        tokio::task::spawn_blocking(move || client.inner().fetch_metadata(None, timeout))
-            .await
-            .map_err(|e| AdminError::Other {
-                operation: "metadata",
-                message: e.to_string(),
-            })?
-            .map_err(|e| AdminError::Unreachable {
-                servers,
-                timeout,
-                detail: describe_kafka_error(&e),
-            })
+        let (result, context_error) = tokio::task::spawn_blocking(move || {
+            let result = client.inner().fetch_metadata(None, timeout);
+            let drained = native::drain_connection_errors(Handle(client.inner().native_ptr()));
+            let reason = drained
+                .or_else(|| client.inner().context().last())
+                .map(|r| {
+                    if r.contains("SASL authentication error") {
+                        format!("authentication failed: {r}")
+                    } else {
+                        r
+                    }
+                });
+            (result, reason)
+        })
+        .await
+        .map_err(|e| AdminError::Other {
+            operation: "metadata",
+            message: e.to_string(),
+        })?;
+        result.map_err(|e| AdminError::Unreachable {
+            servers,
+            timeout,
+            detail: match context_error {
+                Some(reason) => format!("{} ({reason})", describe_kafka_error(&e)),
+                None => describe_kafka_error(&e),
+            },
+        })
     }
 
     pub async fn broker_count(&self) -> Result<usize, AdminError> {
@@ -204,10 +260,10 @@ impl Admin {
                 message: code.to_string(),
             })?;
             for entry in resource.entries {
-                if entry.source == ConfigSource::DynamicTopic {
-                    if let Some(value) = entry.value {
-                        out.insert(entry.name, value);
-                    }
+                if entry.source == ConfigSource::DynamicTopic
+                    && let Some(value) = entry.value
+                {
+                    out.insert(entry.name, value);
                 }
             }
         }
@@ -294,10 +350,11 @@ impl Admin {
         let deadline = Instant::now() + within;
         loop {
             let last = self.describe_topic(name).await;
-            if let Ok(Some(t)) = &last {
-                if t.partitions >= partitions && t.leaderless_partitions == 0 {
-                    return Ok(t.clone());
-                }
+            if let Ok(Some(t)) = &last
+                && t.partitions >= partitions
+                && t.leaderless_partitions == 0
+            {
+                return Ok(t.clone());
             }
             if Instant::now() >= deadline {
                 return Err(AdminError::Other {

@@ -453,3 +453,34 @@ pub(crate) fn delete_topic(rk: Handle, name: &str, timeout: Duration) -> Result<
         first_topic_result(results, count)
     }
 }
+
+/// Drains the client's main event queue (logs and errors, which rust-rdkafka's admin client
+/// never polls) and returns the last connection-level error it held, e.g. a SASL failure.
+pub(crate) fn drain_connection_errors(rk: Handle) -> Option<String> {
+    let mut last = None;
+    unsafe {
+        let queue = Queue(rd::rd_kafka_queue_get_main(rk.0));
+        loop {
+            let ev = rd::rd_kafka_queue_poll(queue.0, 0);
+            if ev.is_null() {
+                break;
+            }
+            let ev = Event(ev);
+            match rd::rd_kafka_event_type(ev.0) {
+                rd::RD_KAFKA_EVENT_LOG => {
+                    let (mut fac, mut text, mut level) = (ptr::null(), ptr::null(), 0);
+                    if rd::rd_kafka_event_log(ev.0, &mut fac, &mut text, &mut level) == 0
+                        && level <= 3
+                    {
+                        last = Some(c_string(text));
+                    }
+                }
+                rd::RD_KAFKA_EVENT_ERROR => {
+                    last = Some(c_string(rd::rd_kafka_event_error_string(ev.0)));
+                }
+                _ => {}
+            }
+        }
+    }
+    last
+}

@@ -168,14 +168,14 @@ pub fn parse(
             insecure_skip_verify: t.get("insecure_skip_verify").as_bool().unwrap_or(false),
         }),
     };
-    if let Some(t) = &tls {
-        if t.client_cert_pem.is_some() != t.client_key_pem.is_some() {
-            diags.attribute_error(
-                path("tls").attr("client_key"),
-                "Incomplete client certificate",
-                "Mutual TLS needs both client_cert and client_key.",
-            );
-        }
+    if let Some(t) = &tls
+        && t.client_cert_pem.is_some() != t.client_key_pem.is_some()
+    {
+        diags.attribute_error(
+            path("tls").attr("client_key"),
+            "Incomplete client certificate",
+            "Mutual TLS needs both client_cert and client_key.",
+        );
     }
 
     let sasl = match block.get("sasl") {

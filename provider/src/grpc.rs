@@ -594,6 +594,13 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{name}.{}: {e}", a.name));
             }
         }
+        for (name, t) in &svc.data_sources {
+            let p = schema_to_proto(&t.schema);
+            for a in &p.block.as_ref().unwrap().attributes {
+                serde_json::from_slice::<serde_json::Value>(&a.r#type)
+                    .unwrap_or_else(|e| panic!("{name}.{}: {e}", a.name));
+            }
+        }
         assert!(svc.resources.contains_key("ferry_topic"));
         assert!(svc.data_sources.contains_key("ferry_topics"));
     }

@@ -13,7 +13,9 @@ use crate::framework::{AttributePath, DataSource, Diagnostics, Resource, Schema,
 /// Configured state shared by every request after ConfigureProvider.
 pub struct ProviderState {
     default_connection: RwLock<Resolved>,
-    admins: Mutex<HashMap<ConnectionConfig, Admin>>,
+    /// One connection attempt per cluster per provider process: a failure is remembered, so
+    /// fifty topics on an unreachable cluster fail after one timeout, not fifty.
+    admins: Mutex<HashMap<ConnectionConfig, Result<Admin, String>>>,
 }
 
 impl Default for ProviderState {
@@ -103,16 +105,18 @@ impl ProviderState {
             return None;
         }
         let mut admins = self.admins.lock().await;
-        if let Some(admin) = admins.get(config) {
-            return Some(admin.clone());
-        }
-        match Admin::connect(config).await {
-            Ok(admin) => {
-                admins.insert(config.clone(), admin.clone());
-                Some(admin)
+        let entry = match admins.get(config) {
+            Some(cached) => cached.clone(),
+            None => {
+                let result = Admin::connect(config).await.map_err(|e| e.to_string());
+                admins.insert(config.clone(), result.clone());
+                result
             }
-            Err(e) => {
-                diags.error("Cannot connect to Kafka", e.to_string());
+        };
+        match entry {
+            Ok(admin) => Some(admin),
+            Err(message) => {
+                diags.error("Cannot connect to Kafka", message);
                 None
             }
         }

@@ -45,14 +45,14 @@ impl DataSource for TopicDataSource {
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(name) = config.get("name").as_str() {
-            if let Err(why) = check_name(name) {
-                diags.attribute_error(
-                    AttributePath::root("name"),
-                    "Invalid topic name",
-                    format!("{name:?}: {why}."),
-                );
-            }
+        if let Some(name) = config.get("name").as_str()
+            && let Err(why) = check_name(name)
+        {
+            diags.attribute_error(
+                AttributePath::root("name"),
+                "Invalid topic name",
+                format!("{name:?}: {why}."),
+            );
         }
     }
 

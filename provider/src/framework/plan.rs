@@ -45,14 +45,14 @@ pub fn replacement_paths(block: &Block, prior: &Value, planned: &Value) -> Vec<A
 /// Warns on every deprecated attribute the configuration sets.
 pub fn deprecation_warnings(block: &Block, config: &Value, diags: &mut Diagnostics) {
     for attr in &block.attributes {
-        if let Some(message) = &attr.deprecation {
-            if !config.get(&attr.name).is_null() {
-                diags.attribute_warning(
-                    AttributePath::root(&attr.name),
-                    format!("{} is deprecated", attr.name),
-                    message.clone(),
-                );
-            }
+        if let Some(message) = &attr.deprecation
+            && !config.get(&attr.name).is_null()
+        {
+            diags.attribute_warning(
+                AttributePath::root(&attr.name),
+                format!("{} is deprecated", attr.name),
+                message.clone(),
+            );
         }
     }
 }

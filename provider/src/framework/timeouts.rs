@@ -32,16 +32,16 @@ pub fn get(resource: &Value, operation: &str, default: Duration) -> Duration {
 /// Reports malformed durations in the `timeouts` block, pointing at the attribute.
 pub fn validate(config: &Value, operations: &[&str], diags: &mut Diagnostics) {
     for op in operations {
-        if let Some(s) = config.get("timeouts").get(op).as_str() {
-            if let Err(e) = parse_duration(s) {
-                diags.attribute_error(
-                    AttributePath::root("timeouts").attr(op),
-                    "Invalid duration",
-                    format!(
-                        "{s:?} is not a duration: {e}. Write it like \"45s\", \"10m\" or \"1h30m\"."
-                    ),
-                );
-            }
+        if let Some(s) = config.get("timeouts").get(op).as_str()
+            && let Err(e) = parse_duration(s)
+        {
+            diags.attribute_error(
+                AttributePath::root("timeouts").attr(op),
+                "Invalid duration",
+                format!(
+                    "{s:?} is not a duration: {e}. Write it like \"45s\", \"10m\" or \"1h30m\"."
+                ),
+            );
         }
     }
 }

@@ -65,13 +65,18 @@ impl Resource for TopicResource {
     async fn plan(&self, provider: &ProviderState, plan: &mut Plan, diags: &mut Diagnostics) {
         let name = plan.planned.get("name").clone();
         plan.planned.set("id", name.clone());
+        if !plan.requires_replace.is_empty() {
+            // A rename replaces the topic: Terraform plans the new one as a create next, and
+            // that plan gets the create checks. Update rules (no shrinking) do not apply.
+            return;
+        }
 
         if !plan.is_create() {
             if let (Some(before), Some(after)) =
                 (partitions_of(&plan.prior), partitions_of(&plan.planned))
+                && after < before
             {
-                if after < before {
-                    diags.attribute_error(
+                diags.attribute_error(
                         AttributePath::root("partitions"),
                         "Kafka cannot remove partitions",
                         format!(
@@ -81,15 +86,14 @@ impl Resource for TopicResource {
                              Otherwise set partitions back to {before} or more."
                         ),
                     );
-                }
             }
             let configured_rf = plan.config.get("replication_factor");
             if let (Some(before), Some(after)) = (
                 plan.prior.get("replication_factor").as_i64(),
                 configured_rf.as_i64(),
-            ) {
-                if before != after {
-                    diags.attribute_error(
+            ) && before != after
+            {
+                diags.attribute_error(
                         AttributePath::root("replication_factor"),
                         "Changing the replication factor in place is not supported yet",
                         format!(
@@ -98,7 +102,6 @@ impl Resource for TopicResource {
                              kafka-reassign-partitions tool and then set the new value."
                         ),
                     );
-                }
             }
         }
         if diags.has_errors() {
@@ -231,21 +234,21 @@ impl Resource for TopicResource {
         let within = timeouts::get(planned, "update", DEFAULT_TIMEOUT);
         let mut state = prior.clone();
 
-        if let (Some(before), Some(after)) = (partitions_of(prior), partitions_of(planned)) {
-            if after > before {
-                if let Err(e) = admin.create_partitions(&name, after, false).await {
-                    report_topic_error(diags, "Could not add partitions", &name, &e);
-                    return state;
-                }
-                if let Err(e) = admin.wait_until_topic_ready(&name, after, within).await {
-                    diags.attribute_error(
-                        AttributePath::root("partitions"),
-                        "Partitions added but not ready",
-                        e.to_string(),
-                    );
-                }
-                state.set("partitions", Value::int(after as i64));
+        if let (Some(before), Some(after)) = (partitions_of(prior), partitions_of(planned))
+            && after > before
+        {
+            if let Err(e) = admin.create_partitions(&name, after, false).await {
+                report_topic_error(diags, "Could not add partitions", &name, &e);
+                return state;
             }
+            if let Err(e) = admin.wait_until_topic_ready(&name, after, within).await {
+                diags.attribute_error(
+                    AttributePath::root("partitions"),
+                    "Partitions added but not ready",
+                    e.to_string(),
+                );
+            }
+            state.set("partitions", Value::int(after as i64));
         }
 
         let (set, reset) = config_changes(prior, planned);
@@ -322,10 +325,10 @@ impl TopicResource {
             .unwrap_or_default()
             .to_string();
         if plan.is_create() {
-            if let Some(topic) = new_topic(&plan.planned) {
-                if let Err(e) = admin.create_topic(&topic, true).await {
-                    report_topic_error(diags, "Kafka rejects this topic", &name, &e);
-                }
+            if let Some(topic) = new_topic(&plan.planned)
+                && let Err(e) = admin.create_topic(&topic, true).await
+            {
+                report_topic_error(diags, "Kafka rejects this topic", &name, &e);
             }
             return;
         }
@@ -335,12 +338,10 @@ impl TopicResource {
 
 async fn check_update(admin: &Admin, name: &str, plan: &Plan, diags: &mut Diagnostics) {
     if let (Some(before), Some(after)) = (partitions_of(&plan.prior), partitions_of(&plan.planned))
+        && after > before
+        && let Err(e) = admin.create_partitions(name, after, true).await
     {
-        if after > before {
-            if let Err(e) = admin.create_partitions(name, after, true).await {
-                report_topic_error(diags, "Kafka rejects the new partition count", name, &e);
-            }
-        }
+        report_topic_error(diags, "Kafka rejects the new partition count", name, &e);
     }
     if plan.planned.get("config").is_wholly_known() {
         let (set, reset) = config_changes(&plan.prior, &plan.planned);

@@ -1,0 +1,41 @@
+# ferry: build, peers, demo and tests. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PEERS := tests/peers
+PY := $(CURDIR)/.peers/venv/bin/python
+
+.PHONY: demo test install-peers peers stop-peers build lint unit e2e
+
+## Installs Kafka jars, Terraform 1.0.3, OpenTofu, moto and Python test tools into .peers/.
+install-peers:
+	$(PEERS)/install.sh
+
+## Starts every peer (Kafka A, B, the three-broker C, moto) on loopback; writes .peers/env.
+peers: install-peers
+	$(PEERS)/start.sh
+
+stop-peers:
+	$(PEERS)/stop.sh
+
+build:
+	cargo build --workspace --bins
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit:
+	cargo test --workspace
+
+## End-to-end tests through the real CLIs; expects running peers (make peers).
+e2e: build
+	source .peers/env && cd tests/e2e && $(PY) -m pytest -q -p no:cacheprovider -ra
+
+## Everything CI runs: set-up, lint, unit tests, peers, end-to-end tests, peers stopped.
+test: install-peers
+	$(MAKE) build lint unit
+	trap '$(CURDIR)/$(PEERS)/stop.sh' EXIT; $(PEERS)/start.sh && $(MAKE) e2e
+
+## The local demo: peers, provider build, `terraform apply` of examples/topics, the result.
+demo: install-peers build
+	tests/demo.sh
