@@ -368,8 +368,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(decode_msgpack(&[0xa5, b'a'], &Type::String).is_err(), "truncated string");
-        assert!(decode_msgpack(&[0x92, 0x01], &Type::list(Type::Number)).is_err(), "short array");
+        assert!(
+            decode_msgpack(&[0xa5, b'a'], &Type::String).is_err(),
+            "truncated string"
+        );
+        assert!(
+            decode_msgpack(&[0x92, 0x01], &Type::list(Type::Number)).is_err(),
+            "short array"
+        );
         assert!(decode_json(b"{", &Type::String).is_err());
     }
 
