@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod connection;
 mod native;
+pub mod transactions;
 
 pub use admin::{Admin, AdminError, NewTopic, TopicDescription};
 pub use connection::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};

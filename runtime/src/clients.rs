@@ -1,0 +1,56 @@
+//! librdkafka clients configured for the runtime's jobs.
+
+use rdkafka::ClientConfig;
+
+use crate::spec::Spec;
+use ferry_kafka::ConnectionConfig;
+
+/// Reads the source: committed data only (aborted transactions are never copied), no offset
+/// commits to the source, partitions spread across the run's workers by the group protocol.
+pub fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> ClientConfig {
+    let mut c = source.client_config();
+    c.set("group.id", spec.worker_group())
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        // Eager assignment: every rebalance revokes all, so a partition's transaction is
+        // finished before anyone else can own it.
+        .set("partition.assignment.strategy", "roundrobin")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("max.poll.interval.ms", "300000")
+        .set("queued.max.messages.kbytes", spec.tuning.fetch_max_kbytes.to_string())
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "8388608");
+    c
+}
+
+/// Writes one source partition's records to the target. With exactly-once the transactional
+/// id is per source partition, so whoever takes the partition over fences the previous owner.
+pub fn target_producer_config(spec: &Spec, target: &ConnectionConfig, transactional_id: Option<&str>) -> ClientConfig {
+    let mut c = target.client_config();
+    c.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", spec.compression.librdkafka_name())
+        .set("linger.ms", spec.tuning.linger_ms.to_string())
+        .set("batch.size", spec.tuning.batch_size.to_string())
+        .set("queue.buffering.max.kbytes", "262144")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("message.max.bytes", "10485760");
+    if let Some(id) = transactional_id {
+        c.set("transactional.id", id).set("transaction.timeout.ms", "60000");
+    }
+    c
+}
+
+/// A plain reader of one cluster, used to look at single records and committed offsets.
+pub fn reader_config(conn: &ConnectionConfig, group: &str) -> ClientConfig {
+    let mut c = conn.client_config();
+    c.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true");
+    c
+}
