@@ -403,6 +403,8 @@ impl Worker {
             }
             if self.stop.load(Ordering::Relaxed) {
                 self.finish_all(&owned, &setup);
+                self.publish_status(&owned, &setup, &status_producer, &mut rate);
+                let _ = status_producer.flush(Duration::from_secs(10));
                 consumer.unsubscribe();
                 return Ok(Finish::Stopped);
             }
@@ -422,6 +424,7 @@ impl Worker {
                 last_status = Instant::now();
                 let status = self.publish_status(&owned, &setup, &status_producer, &mut rate);
                 if spec.mode == Mode::UntilCaughtUp && status.state == "caught_up" && run_complete()? {
+                    let _ = status_producer.flush(Duration::from_secs(10));
                     return Ok(Finish::CaughtUp);
                 }
             }

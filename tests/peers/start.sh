@@ -187,8 +187,11 @@ fi
 CP="$LIBS/*"
 
 mkdir -p "$CONF" "$DATA"
+# FERRY_PEERS_KEEP_DATA=1 restarts nodes on their existing data (a broker restart in a test).
+keep_data="${FERRY_PEERS_KEEP_DATA:-0}"
 for node in "${nodes[@]}"; do
-  rm -rf "${DATA:?}/$node" "$RUN/$node.log" "$RUN/format-$node.log"
+  [[ "$keep_data" == 1 && -d "$DATA/$node" ]] || rm -rf "${DATA:?}/$node" "$RUN/format-$node.log"
+  rm -f "$RUN/$node.log"
   write_config "$node"
 done
 rm -f "$RUN/moto.log"
@@ -209,6 +212,11 @@ format_node() {
 }
 fmt_pids=()
 for node in "${nodes[@]}"; do
+  if [[ "$keep_data" == 1 && -d "$DATA/$node" ]]; then
+    true & # already formatted: keep its data
+    fmt_pids+=($!)
+    continue
+  fi
   format_node "$node" >"$RUN/format-$node.log" 2>&1 &
   fmt_pids+=($!)
 done
