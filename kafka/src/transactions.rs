@@ -45,7 +45,9 @@ pub fn send_offsets_to_transaction<C: ProducerContext>(
         if error.is_null() {
             return Ok(());
         }
-        let message = CStr::from_ptr(rd::rd_kafka_error_string(error)).to_string_lossy().into_owned();
+        let message = CStr::from_ptr(rd::rd_kafka_error_string(error))
+            .to_string_lossy()
+            .into_owned();
         let result = TxnOffsetError {
             message,
             requires_abort: rd::rd_kafka_error_txn_requires_abort(error) != 0,

@@ -20,7 +20,10 @@ pub fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> ClientC
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "300000")
-        .set("queued.max.messages.kbytes", spec.tuning.fetch_max_kbytes.to_string())
+        .set(
+            "queued.max.messages.kbytes",
+            spec.tuning.fetch_max_kbytes.to_string(),
+        )
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "8388608");
     c
@@ -28,7 +31,11 @@ pub fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> ClientC
 
 /// Writes one source partition's records to the target. With exactly-once the transactional
 /// id is per source partition, so whoever takes the partition over fences the previous owner.
-pub fn target_producer_config(spec: &Spec, target: &ConnectionConfig, transactional_id: Option<&str>) -> ClientConfig {
+pub fn target_producer_config(
+    spec: &Spec,
+    target: &ConnectionConfig,
+    transactional_id: Option<&str>,
+) -> ClientConfig {
     let mut c = target.client_config();
     c.set("enable.idempotence", "true")
         .set("acks", "all")
@@ -39,7 +46,8 @@ pub fn target_producer_config(spec: &Spec, target: &ConnectionConfig, transactio
         .set("queue.buffering.max.messages", "1000000")
         .set("message.max.bytes", "10485760");
     if let Some(id) = transactional_id {
-        c.set("transactional.id", id).set("transaction.timeout.ms", "60000");
+        c.set("transactional.id", id)
+            .set("transaction.timeout.ms", "60000");
     }
     c
 }

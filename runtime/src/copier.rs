@@ -125,12 +125,21 @@ impl ConsumerContext for CopyContext {
         let mut owned = self.owned.lock().expect("partition lock");
         match err {
             RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let wanted: Vec<PartitionKey> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                let wanted: Vec<PartitionKey> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect();
                 match take_partitions(&self.setup, &wanted) {
                     Ok(taken) => {
                         for pc in taken {
-                            let offset = if pc.next_source >= 0 { Offset::Offset(pc.next_source) } else { Offset::Beginning };
-                            let _ = tpl.set_partition_offset(&pc.source_topic, pc.partition, offset);
+                            let offset = if pc.next_source >= 0 {
+                                Offset::Offset(pc.next_source)
+                            } else {
+                                Offset::Beginning
+                            };
+                            let _ =
+                                tpl.set_partition_offset(&pc.source_topic, pc.partition, offset);
                             owned.insert((pc.source_topic.clone(), pc.partition), pc);
                         }
                         tracing::info!(partitions = owned.len(), "partitions assigned");
@@ -175,24 +184,40 @@ fn take_partitions(setup: &Setup, wanted: &[PartitionKey]) -> Result<Vec<Partiti
             .map(|(topic, p)| {
                 scope.spawn(move || -> Result<BaseProducer<DeliveryLog>> {
                     let txn_id = format!("ferry-mirror.{}.{topic}.{p}", spec.run_id);
-                    let producer: BaseProducer<DeliveryLog> =
-                        target_producer_config(spec, &setup.target, setup.exactly_once.then_some(txn_id.as_str()))
-                            .create_with_context(DeliveryLog::default())
-                            .context("creating a target producer")?;
+                    let producer: BaseProducer<DeliveryLog> = target_producer_config(
+                        spec,
+                        &setup.target,
+                        setup.exactly_once.then_some(txn_id.as_str()),
+                    )
+                    .create_with_context(DeliveryLog::default())
+                    .context("creating a target producer")?;
                     if setup.exactly_once {
-                        producer.init_transactions(TXN_TIMEOUT).with_context(|| format!("initialising transactions for {txn_id}"))?;
+                        producer
+                            .init_transactions(TXN_TIMEOUT)
+                            .with_context(|| format!("initialising transactions for {txn_id}"))?;
                     }
                     Ok(producer)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("producer setup panicked")))).collect()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("producer setup panicked")))
+            })
+            .collect()
     });
-    let target_keys: Vec<PartitionKey> = wanted.iter().map(|(t, p)| (spec.target_topic(t), *p)).collect();
+    let target_keys: Vec<PartitionKey> = wanted
+        .iter()
+        .map(|(t, p)| (spec.target_topic(t), *p))
+        .collect();
     // After init_transactions every earlier owner's transaction is finished, so this is stable.
     let progress = progress::read(&setup.progress_client, &target_keys, TXN_TIMEOUT)?;
     let mut out = Vec::new();
-    for (((source_topic, partition), target_key), producer) in wanted.iter().zip(&target_keys).zip(producers) {
+    for (((source_topic, partition), target_key), producer) in
+        wanted.iter().zip(&target_keys).zip(producers)
+    {
         let producer = producer?;
         let stored = progress.get(target_key);
         let next_source = stored.and_then(|p| p.next_source).unwrap_or(-1);
@@ -205,7 +230,9 @@ fn take_partitions(setup: &Setup, wanted: &[PartitionKey]) -> Result<Vec<Partiti
                     setup
                         .watermarks
                         .fetch_watermarks(source_topic, *partition, TXN_TIMEOUT)
-                        .with_context(|| format!("reading the end offset of {source_topic}[{partition}]"))?
+                        .with_context(|| {
+                            format!("reading the end offset of {source_topic}[{partition}]")
+                        })?
                         .1,
                 ),
             },
@@ -259,9 +286,17 @@ fn commit(pc: &mut PartitionCopy, setup: &Setup) -> CommitOutcome {
         let key = record.key();
         let value = serde_json::to_vec(&record).unwrap_or_default();
         let topic = spec.offsets_topic();
-        let rec = BaseRecord::with_opaque_to(&topic, Box::new(-1i64)).partition(0).key(&key).payload(&value);
+        let rec = BaseRecord::with_opaque_to(&topic, Box::new(-1i64))
+            .partition(0)
+            .key(&key)
+            .payload(&value);
         if let Err((e, _)) = pc.producer.send(rec) {
-            return fail(pc, setup, format!("writing the offset mapping: {e}"), is_fenced(&e));
+            return fail(
+                pc,
+                setup,
+                format!("writing the offset mapping: {e}"),
+                is_fenced(&e),
+            );
         }
     }
     let next = pc.next_source.max(0);
@@ -269,12 +304,15 @@ fn commit(pc: &mut PartitionCopy, setup: &Setup) -> CommitOutcome {
         source_topic: pc.source_topic.clone(),
         goal: pc.goal,
     };
-    let offsets = match progress::offsets_list(&[((pc.target_topic.clone(), pc.partition), next, meta)]) {
-        Ok(o) => o,
-        Err(e) => return fail(pc, setup, format!("{e:#}"), false),
-    };
+    let offsets =
+        match progress::offsets_list(&[((pc.target_topic.clone(), pc.partition), next, meta)]) {
+            Ok(o) => o,
+            Err(e) => return fail(pc, setup, format!("{e:#}"), false),
+        };
     if setup.exactly_once {
-        if let Err(e) = send_offsets_to_transaction(&pc.producer, &offsets, &spec.progress_group(), TXN_TIMEOUT) {
+        if let Err(e) =
+            send_offsets_to_transaction(&pc.producer, &offsets, &spec.progress_group(), TXN_TIMEOUT)
+        {
             return fail(pc, setup, e.to_string(), e.fatal);
         }
         if let Err(e) = pc.producer.commit_transaction(TXN_TIMEOUT) {
@@ -283,7 +321,12 @@ fn commit(pc: &mut PartitionCopy, setup: &Setup) -> CommitOutcome {
     } else {
         // At-least-once: records first, then progress. A crash in between copies them again.
         if let Err(e) = pc.producer.flush(TXN_TIMEOUT) {
-            return fail(pc, setup, format!("flushing the offset mapping: {e}"), false);
+            return fail(
+                pc,
+                setup,
+                format!("flushing the offset mapping: {e}"),
+                false,
+            );
         }
         if let Err(e) = setup.progress_client.commit(&offsets, CommitMode::Sync) {
             return fail(pc, setup, format!("committing progress: {e}"), false);
@@ -302,7 +345,11 @@ fn commit(pc: &mut PartitionCopy, setup: &Setup) -> CommitOutcome {
 fn is_fenced(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch | RDKafkaErrorCode::Fenced)
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::Fenced
+        )
     ) || matches!(e, KafkaError::Transaction(t) if t.is_fatal())
 }
 
@@ -348,6 +395,9 @@ pub enum Finish {
     Stopped,
 }
 
+/// Receives each status a worker publishes.
+pub type StatusCallback = Box<dyn Fn(&WorkerStatus) + Send + Sync>;
+
 pub struct Worker {
     pub spec: Spec,
     pub worker_id: String,
@@ -361,7 +411,7 @@ pub struct Worker {
     /// Source topics to copy.
     pub topics: Vec<String>,
     /// Called with each status the worker publishes (progress display).
-    pub on_status: Option<Box<dyn Fn(&WorkerStatus) + Send + Sync>>,
+    pub on_status: Option<StatusCallback>,
 }
 
 impl Worker {
@@ -374,7 +424,8 @@ impl Worker {
             target: self.target.clone(),
             exactly_once: spec.exactly_once,
             progress_client: reader_config(&self.target, &spec.progress_group()).create()?,
-            watermarks: reader_config(&self.source, &format!("{}.watermarks", spec.worker_group())).create()?,
+            watermarks: reader_config(&self.source, &format!("{}.watermarks", spec.worker_group()))
+                .create()?,
             fatal: Mutex::new(None),
         });
         let owned: Arc<Mutex<HashMap<PartitionKey, PartitionCopy>>> = Arc::default();
@@ -387,8 +438,11 @@ impl Worker {
             .create_with_context(context)
             .context("creating the source consumer")?;
         let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&names).context("subscribing to the source topics")?;
-        let status_producer: BaseProducer = target_producer_config(spec, &self.target, None).create()?;
+        consumer
+            .subscribe(&names)
+            .context("subscribing to the source topics")?;
+        let status_producer: BaseProducer =
+            target_producer_config(spec, &self.target, None).create()?;
 
         let tuning = &spec.tuning;
         let txn_max = Duration::from_millis(tuning.transaction_max_ms);
@@ -423,7 +477,10 @@ impl Worker {
             if last_status.elapsed() >= status_every {
                 last_status = Instant::now();
                 let status = self.publish_status(&owned, &setup, &status_producer, &mut rate);
-                if spec.mode == Mode::UntilCaughtUp && status.state == "caught_up" && run_complete()? {
+                if spec.mode == Mode::UntilCaughtUp
+                    && status.state == "caught_up"
+                    && run_complete()?
+                {
                     let _ = status_producer.flush(Duration::from_secs(10));
                     return Ok(Finish::CaughtUp);
                 }
@@ -431,10 +488,17 @@ impl Worker {
         }
     }
 
-    fn copy_one(&self, m: &BorrowedMessage<'_>, owned: &Mutex<HashMap<PartitionKey, PartitionCopy>>, setup: &Setup) -> Result<()> {
+    fn copy_one(
+        &self,
+        m: &BorrowedMessage<'_>,
+        owned: &Mutex<HashMap<PartitionKey, PartitionCopy>>,
+        setup: &Setup,
+    ) -> Result<()> {
         let mut owned = owned.lock().expect("partition lock");
         let key = (m.topic().to_string(), m.partition());
-        let Some(pc) = owned.get_mut(&key) else { return Ok(()) };
+        let Some(pc) = owned.get_mut(&key) else {
+            return Ok(());
+        };
         if pc.fenced || m.offset() < pc.next_source || pc.goal.is_some_and(|g| m.offset() >= g) {
             return Ok(());
         }
@@ -454,7 +518,8 @@ impl Worker {
             pc.txn_started = Instant::now();
         }
         let size = m.payload_len() + m.key().map_or(0, <[u8]>::len);
-        let mut record = BaseRecord::with_opaque_to(&pc.target_topic, Box::new(m.offset())).partition(m.partition());
+        let mut record = BaseRecord::with_opaque_to(&pc.target_topic, Box::new(m.offset()))
+            .partition(m.partition());
         if let Some(k) = m.key() {
             record = record.key(k);
         }
@@ -508,7 +573,9 @@ impl Worker {
             // The source may end in transaction markers, which are never delivered: once the
             // consumer's position passes the goal while idle, everything before it is copied.
             if let (Some(goal), Some(pos)) = (pc.goal, positions.as_ref()) {
-                if let Some(Offset::Offset(p)) = pos.find_partition(&pc.source_topic, pc.partition).map(|e| e.offset())
+                if let Some(Offset::Offset(p)) = pos
+                    .find_partition(&pc.source_topic, pc.partition)
+                    .map(|e| e.offset())
                     && p >= goal
                     && pc.next_source < goal
                 {
@@ -524,8 +591,14 @@ impl Worker {
             .filter(|pc| !pc.done && !pc.fenced)
             .filter(|pc| {
                 let reached_goal = pc.goal.is_some_and(|g| pc.next_source >= g);
-                (pc.in_txn && (pc.txn_started.elapsed() >= txn_max || pc.txn_bytes >= setup.spec.tuning.transaction_max_bytes))
-                    || (reached_goal && (pc.in_txn || pc.committed_next < pc.next_source || pc.committed_next < 0 || idle))
+                (pc.in_txn
+                    && (pc.txn_started.elapsed() >= txn_max
+                        || pc.txn_bytes >= setup.spec.tuning.transaction_max_bytes))
+                    || (reached_goal
+                        && (pc.in_txn
+                            || pc.committed_next < pc.next_source
+                            || pc.committed_next < 0
+                            || idle))
             })
             .collect();
         if due.is_empty() {
@@ -537,7 +610,11 @@ impl Worker {
                 .map(|pc| {
                     scope.spawn(move || {
                         let outcome = commit(pc, setup);
-                        ((pc.source_topic.clone(), pc.partition), pc.next_source, outcome)
+                        (
+                            (pc.source_topic.clone(), pc.partition),
+                            pc.next_source,
+                            outcome,
+                        )
                     })
                 })
                 .collect();
@@ -545,7 +622,11 @@ impl Worker {
         });
         for ((topic, partition), next, outcome) in outcomes {
             if let CommitOutcome::Aborted(_) = &outcome {
-                let offset = if next >= 0 { Offset::Offset(next) } else { Offset::Beginning };
+                let offset = if next >= 0 {
+                    Offset::Offset(next)
+                } else {
+                    Offset::Beginning
+                };
                 consumer
                     .seek(&topic, partition, offset, Duration::from_secs(10))
                     .with_context(|| format!("rewinding {topic}[{partition}]"))?;
@@ -575,7 +656,11 @@ impl Worker {
         let mut owned = owned.lock().expect("partition lock");
         let mut partitions = Vec::new();
         for pc in owned.values_mut() {
-            if let Ok((_, high)) = setup.watermarks.fetch_watermarks(&pc.source_topic, pc.partition, Duration::from_secs(5)) {
+            if let Ok((_, high)) = setup.watermarks.fetch_watermarks(
+                &pc.source_topic,
+                pc.partition,
+                Duration::from_secs(5),
+            ) {
                 pc.end_offset = high;
             }
             let copied = pc.next_source.max(0);
@@ -587,11 +672,16 @@ impl Worker {
                 partition: pc.partition,
                 copied_up_to: copied,
                 end_offset: pc.end_offset,
-                lag: if pc.done { pc.goal.map_or(lag, |g| (g - copied).max(0)) } else { lag },
+                lag: if pc.done {
+                    pc.goal.map_or(lag, |g| (g - copied).max(0))
+                } else {
+                    lag
+                },
                 goal: pc.goal,
             });
         }
-        partitions.sort_by(|a, b| (&a.source_topic, a.partition).cmp(&(&b.source_topic, b.partition)));
+        partitions
+            .sort_by(|a, b| (&a.source_topic, a.partition).cmp(&(&b.source_topic, b.partition)));
         let total_lag: i64 = partitions.iter().map(|p| p.lag).sum();
         let all_done = !owned.is_empty() && owned.values().all(|pc| pc.done);
         drop(owned);
@@ -621,7 +711,12 @@ impl Worker {
         let key = format!("worker/{}", self.worker_id);
         let value = serde_json::to_vec(&status).unwrap_or_default();
         let topic = self.spec.status_topic();
-        if let Err((e, _)) = producer.send(BaseRecord::to(&topic).partition(0).key(&key).payload(&value)) {
+        if let Err((e, _)) = producer.send(
+            BaseRecord::to(&topic)
+                .partition(0)
+                .key(&key)
+                .payload(&value),
+        ) {
             tracing::warn!(error = %e, "cannot publish status");
         }
         producer.poll(Duration::ZERO);

@@ -36,8 +36,13 @@ pub struct GroupResult {
 }
 
 /// Reads the whole offset mapping of the run (read_committed, up to the end).
-pub fn load_mappings(spec: &Spec, target: &ConnectionConfig, timeout: Duration) -> Result<HashMap<PartitionKey, PartitionMapping>> {
-    let reader: BaseConsumer = reader_config(target, &format!("{}.reader", spec.worker_group())).create()?;
+pub fn load_mappings(
+    spec: &Spec,
+    target: &ConnectionConfig,
+    timeout: Duration,
+) -> Result<HashMap<PartitionKey, PartitionMapping>> {
+    let reader: BaseConsumer =
+        reader_config(target, &format!("{}.reader", spec.worker_group())).create()?;
     let topic = spec.offsets_topic();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, 0, Offset::Beginning)?;
@@ -51,8 +56,11 @@ pub fn load_mappings(spec: &Spec, target: &ConnectionConfig, timeout: Duration) 
         match reader.poll(Duration::from_millis(500)) {
             Some(Ok(m)) => {
                 let Some(payload) = m.payload() else { continue };
-                let record: MappingRecord = serde_json::from_slice(payload).context("malformed mapping record")?;
-                let entry = out.entry((record.target_topic.clone(), record.partition)).or_default();
+                let record: MappingRecord =
+                    serde_json::from_slice(payload).context("malformed mapping record")?;
+                let entry = out
+                    .entry((record.target_topic.clone(), record.partition))
+                    .or_default();
                 for run in record.runs {
                     entry.insert(run);
                 }
@@ -66,12 +74,19 @@ pub fn load_mappings(spec: &Spec, target: &ConnectionConfig, timeout: Duration) 
 }
 
 /// Source consumer groups the spec selects (never the run's own groups).
-pub fn selected_groups(spec: &Spec, source: &ConnectionConfig, timeout: Duration) -> Result<Vec<String>> {
+pub fn selected_groups(
+    spec: &Spec,
+    source: &ConnectionConfig,
+    timeout: Duration,
+) -> Result<Vec<String>> {
     if spec.consumer_groups_regex.is_none() {
         return Ok(Vec::new());
     }
-    let reader: BaseConsumer = reader_config(source, &format!("{}.reader", spec.worker_group())).create()?;
-    let list = reader.fetch_group_list(None, timeout).context("listing source consumer groups")?;
+    let reader: BaseConsumer =
+        reader_config(source, &format!("{}.reader", spec.worker_group())).create()?;
+    let list = reader
+        .fetch_group_list(None, timeout)
+        .context("listing source consumer groups")?;
     let mut names: Vec<String> = list
         .groups()
         .iter()
@@ -83,13 +98,20 @@ pub fn selected_groups(spec: &Spec, source: &ConnectionConfig, timeout: Duration
 }
 
 /// Committed offsets of `group` for the given partitions; partitions without one are left out.
-pub fn committed(conn: &ConnectionConfig, group: &str, partitions: &[PartitionKey], timeout: Duration) -> Result<HashMap<PartitionKey, i64>> {
+pub fn committed(
+    conn: &ConnectionConfig,
+    group: &str,
+    partitions: &[PartitionKey],
+    timeout: Duration,
+) -> Result<HashMap<PartitionKey, i64>> {
     let consumer: BaseConsumer = reader_config(conn, group).create()?;
     let mut tpl = TopicPartitionList::new();
     for (t, p) in partitions {
         tpl.add_partition(t, *p);
     }
-    let committed = consumer.committed_offsets(tpl, timeout).with_context(|| format!("reading offsets of group {group}"))?;
+    let committed = consumer
+        .committed_offsets(tpl, timeout)
+        .with_context(|| format!("reading offsets of group {group}"))?;
     Ok(committed
         .elements()
         .iter()
@@ -101,20 +123,33 @@ pub fn committed(conn: &ConnectionConfig, group: &str, partitions: &[PartitionKe
 }
 
 fn source_partitions(pairs: &[TopicPair]) -> Vec<PartitionKey> {
-    pairs.iter().flat_map(|p| (0..p.partitions).map(move |i| (p.source.clone(), i))).collect()
+    pairs
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.source.clone(), i)))
+        .collect()
 }
 
 /// Translates every selected group and commits it on the target where the group is idle.
-pub fn translate_all(spec: &Spec, source: &ConnectionConfig, target: &ConnectionConfig, pairs: &[TopicPair], timeout: Duration) -> Result<Vec<GroupResult>> {
+pub fn translate_all(
+    spec: &Spec,
+    source: &ConnectionConfig,
+    target: &ConnectionConfig,
+    pairs: &[TopicPair],
+    timeout: Duration,
+) -> Result<Vec<GroupResult>> {
     let groups = selected_groups(spec, source, timeout)?;
     if groups.is_empty() {
         return Ok(Vec::new());
     }
     let mappings = load_mappings(spec, target, timeout)?;
-    let target_keys: Vec<PartitionKey> = pairs.iter().flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i))).collect();
+    let target_keys: Vec<PartitionKey> = pairs
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i)))
+        .collect();
     let progress_reader: BaseConsumer = reader_config(target, &spec.progress_group()).create()?;
     let progress = progress::read(&progress_reader, &target_keys, timeout)?;
-    let target_reader: BaseConsumer = reader_config(target, &format!("{}.reader", spec.worker_group())).create()?;
+    let target_reader: BaseConsumer =
+        reader_config(target, &format!("{}.reader", spec.worker_group())).create()?;
 
     let mut results = Vec::new();
     for group in groups {
@@ -129,13 +164,19 @@ pub fn translate_all(spec: &Spec, source: &ConnectionConfig, target: &Connection
             let key = (target_topic.clone(), partition);
             let copied_to = progress.get(&key).and_then(|p| p.next_source).unwrap_or(0);
             let target_offset = if copied_to < source_offset {
-                pending.push(format!("{source_topic}[{partition}] copied to {copied_to}, group at {source_offset}"));
+                pending.push(format!(
+                    "{source_topic}[{partition}] copied to {copied_to}, group at {source_offset}"
+                ));
                 None
             } else {
                 match mappings.get(&key).and_then(|m| m.translate(source_offset)) {
                     Some(t) => Some(t),
                     // Nothing was copied from this partition: the group sits where copies would start.
-                    None => Some(target_reader.fetch_watermarks(&target_topic, partition, timeout).map(|(low, _)| low)?),
+                    None => Some(
+                        target_reader
+                            .fetch_watermarks(&target_topic, partition, timeout)
+                            .map(|(low, _)| low)?,
+                    ),
                 }
             };
             result.partitions.push(GroupPartition {
@@ -146,7 +187,9 @@ pub fn translate_all(spec: &Spec, source: &ConnectionConfig, target: &Connection
                 target_offset,
             });
         }
-        result.partitions.sort_by(|a, b| (&a.source_topic, a.partition).cmp(&(&b.source_topic, b.partition)));
+        result
+            .partitions
+            .sort_by(|a, b| (&a.source_topic, a.partition).cmp(&(&b.source_topic, b.partition)));
         if result.partitions.is_empty() {
             result.state = "no_offsets".into();
             result.detail = "the group has no committed offsets on the selected topics".into();
@@ -173,10 +216,18 @@ pub fn translate_all(spec: &Spec, source: &ConnectionConfig, target: &Connection
 
 fn group_is_active(reader: &BaseConsumer, group: &str, timeout: Duration) -> Result<bool> {
     let list = reader.fetch_group_list(Some(group), timeout)?;
-    Ok(list.groups().iter().any(|g| g.name() == group && !g.members().is_empty()))
+    Ok(list
+        .groups()
+        .iter()
+        .any(|g| g.name() == group && !g.members().is_empty()))
 }
 
-fn commit_on_target(target: &ConnectionConfig, group: &str, partitions: &[GroupPartition], timeout: Duration) -> Result<()> {
+fn commit_on_target(
+    target: &ConnectionConfig,
+    group: &str,
+    partitions: &[GroupPartition],
+    timeout: Duration,
+) -> Result<()> {
     let consumer: BaseConsumer = reader_config(target, group).create()?;
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
@@ -184,13 +235,22 @@ fn commit_on_target(target: &ConnectionConfig, group: &str, partitions: &[GroupP
             tpl.add_partition_offset(&p.target_topic, p.partition, Offset::Offset(t))?;
         }
     }
-    consumer.commit(&tpl, CommitMode::Sync).with_context(|| format!("committing translated offsets of {group} on the target"))?;
+    consumer
+        .commit(&tpl, CommitMode::Sync)
+        .with_context(|| format!("committing translated offsets of {group} on the target"))?;
     // Read back: the commit is only done when the target reports these offsets.
-    let keys: Vec<PartitionKey> = partitions.iter().map(|p| (p.target_topic.clone(), p.partition)).collect();
+    let keys: Vec<PartitionKey> = partitions
+        .iter()
+        .map(|p| (p.target_topic.clone(), p.partition))
+        .collect();
     let stored = committed(target, group, &keys, timeout)?;
     for p in partitions {
         if p.target_offset != stored.get(&(p.target_topic.clone(), p.partition)).copied() {
-            anyhow::bail!("target reports a different offset for {}[{}] after the commit", p.target_topic, p.partition);
+            anyhow::bail!(
+                "target reports a different offset for {}[{}] after the commit",
+                p.target_topic,
+                p.partition
+            );
         }
     }
     Ok(())

@@ -89,11 +89,18 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return spec_error(&e),
     };
-    let (source, target) = match (spec.source.connection("source"), spec.target.connection("target")) {
+    let (source, target) = match (
+        spec.source.connection("source"),
+        spec.target.connection("target"),
+    ) {
         (Ok(s), Ok(t)) => (s, t),
         (Err(e), _) | (_, Err(e)) => return spec_error(&e),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = runtime.block_on(async {
         match args.command.as_str() {
             "run" => run(spec, source, target, args.worker_id).await,
@@ -116,7 +123,8 @@ fn spec_error(e: &SpecError) -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -130,19 +138,29 @@ async fn connect(source: &ConnectionConfig, target: &ConnectionConfig) -> Result
     Ok((s, t))
 }
 
-async fn run(spec: Spec, source: ConnectionConfig, target: ConnectionConfig, worker_id: Option<String>) -> Result<ExitCode> {
+async fn run(
+    spec: Spec,
+    source: ConnectionConfig,
+    target: ConnectionConfig,
+    worker_id: Option<String>,
+) -> Result<ExitCode> {
     let (source_admin, target_admin) = connect(&source, &target).await?;
     let pairs = topics::selected(&spec, &source_admin).await?;
     topics::prepare_target(&spec, &source_admin, &target_admin, &pairs).await?;
 
     let metrics = Arc::new(Metrics::default());
     let status = Arc::new(Mutex::new(WorkerStatus::default()));
-    let http = ferry_mirror::http::serve(&spec.http_listen, Arc::clone(&metrics), Arc::clone(&status)).await?;
+    let http =
+        ferry_mirror::http::serve(&spec.http_listen, Arc::clone(&metrics), Arc::clone(&status))
+            .await?;
     let worker_id = worker_id.unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
     tracing::info!(run_id = %spec.run_id, %worker_id, %http, topics = pairs.len(), "ferry-mirror worker starting");
 
     let stop = Arc::new(AtomicBool::new(false));
-    for kind in [tokio::signal::unix::SignalKind::terminate(), tokio::signal::unix::SignalKind::interrupt()] {
+    for kind in [
+        tokio::signal::unix::SignalKind::terminate(),
+        tokio::signal::unix::SignalKind::interrupt(),
+    ] {
         let stop = Arc::clone(&stop);
         let mut signal = tokio::signal::unix::signal(kind)?;
         tokio::spawn(async move {
@@ -166,7 +184,8 @@ async fn run(spec: Spec, source: ConnectionConfig, target: ConnectionConfig, wor
     let pairs_for_check = pairs.clone();
     let (check_spec, check_target) = (spec.clone(), target.clone());
     let finish = tokio::task::spawn_blocking(move || {
-        let reader: BaseConsumer = clients::reader_config(&check_target, &check_spec.progress_group()).create()?;
+        let reader: BaseConsumer =
+            clients::reader_config(&check_target, &check_spec.progress_group()).create()?;
         worker.run(&|| run_complete(&check_spec, &reader, &pairs_for_check))
     })
     .await??;
@@ -182,7 +201,10 @@ async fn run(spec: Spec, source: ConnectionConfig, target: ConnectionConfig, wor
 
 /// True when every selected partition's committed progress reached its goal.
 fn run_complete(spec: &Spec, reader: &BaseConsumer, pairs: &[TopicPair]) -> Result<bool> {
-    let keys: Vec<(String, i32)> = pairs.iter().flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i))).collect();
+    let keys: Vec<(String, i32)> = pairs
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i)))
+        .collect();
     let stored = progress::read(reader, &keys, Duration::from_secs(30))?;
     let _ = spec;
     Ok(keys.iter().all(|k| {
@@ -192,10 +214,22 @@ fn run_complete(spec: &Spec, reader: &BaseConsumer, pairs: &[TopicPair]) -> Resu
     }))
 }
 
-async fn final_report(spec: &Spec, source: &ConnectionConfig, target: &ConnectionConfig, pairs: &[TopicPair]) -> Result<FinalReport> {
-    let (spec2, source2, target2, pairs2) = (spec.clone(), source.clone(), target.clone(), pairs.to_vec());
-    let groups = tokio::task::spawn_blocking(move || groups::translate_all(&spec2, &source2, &target2, &pairs2, Duration::from_secs(30))).await??;
-    let keys: Vec<(String, i32)> = pairs.iter().flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i))).collect();
+async fn final_report(
+    spec: &Spec,
+    source: &ConnectionConfig,
+    target: &ConnectionConfig,
+    pairs: &[TopicPair],
+) -> Result<FinalReport> {
+    let (spec2, source2, target2, pairs2) =
+        (spec.clone(), source.clone(), target.clone(), pairs.to_vec());
+    let groups = tokio::task::spawn_blocking(move || {
+        groups::translate_all(&spec2, &source2, &target2, &pairs2, Duration::from_secs(30))
+    })
+    .await??;
+    let keys: Vec<(String, i32)> = pairs
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i)))
+        .collect();
     let reader: BaseConsumer = clients::reader_config(target, &spec.progress_group()).create()?;
     let stored = progress::read(&reader, &keys, Duration::from_secs(30))?;
     let report = FinalReport {
@@ -208,18 +242,24 @@ async fn final_report(spec: &Spec, source: &ConnectionConfig, target: &Connectio
     };
     let producer: BaseProducer = clients::target_producer_config(spec, target, None).create()?;
     let topic = spec.status_topic();
-    for (key, value) in [("groups", serde_json::to_vec(&report.groups)?), ("report", serde_json::to_vec(&report)?)] {
+    for (key, value) in [
+        ("groups", serde_json::to_vec(&report.groups)?),
+        ("report", serde_json::to_vec(&report)?),
+    ] {
         producer
             .send(BaseRecord::to(&topic).partition(0).key(key).payload(&value))
             .map_err(|(e, _)| e)
             .context("writing the final report")?;
     }
-    producer.flush(Duration::from_secs(30)).context("writing the final report")?;
+    producer
+        .flush(Duration::from_secs(30))
+        .context("writing the final report")?;
     Ok(report)
 }
 
 fn show_status(spec: &Spec, target: &ConnectionConfig, json: bool) -> Result<()> {
-    let reader: BaseConsumer = clients::reader_config(target, &format!("{}.status", spec.worker_group())).create()?;
+    let reader: BaseConsumer =
+        clients::reader_config(target, &format!("{}.status", spec.worker_group())).create()?;
     let s = status::read(&reader, &spec.status_topic(), &spec.run_id, target.timeout)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -229,17 +269,29 @@ fn show_status(spec: &Spec, target: &ConnectionConfig, json: bool) -> Result<()>
     Ok(())
 }
 
-async fn run_verify(spec: &Spec, source: &ConnectionConfig, target: &ConnectionConfig, json: bool) -> Result<ExitCode> {
+async fn run_verify(
+    spec: &Spec,
+    source: &ConnectionConfig,
+    target: &ConnectionConfig,
+    json: bool,
+) -> Result<ExitCode> {
     let (source_admin, _) = connect(source, target).await?;
     let pairs = topics::selected(spec, &source_admin).await?;
     let (spec, source, target) = (spec.clone(), source.clone(), target.clone());
-    let rows = tokio::task::spawn_blocking(move || verify::verify(&spec, &source, &target, &pairs, Duration::from_secs(30))).await??;
+    let rows = tokio::task::spawn_blocking(move || {
+        verify::verify(&spec, &source, &target, &pairs, Duration::from_secs(30))
+    })
+    .await??;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print!("{}", verify::render(&rows));
     }
-    Ok(if rows.iter().all(verify::VerifyRow::ok) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if rows.iter().all(verify::VerifyRow::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn show_progress(s: &WorkerStatus, terminal: bool) {
@@ -256,14 +308,25 @@ fn show_progress(s: &WorkerStatus, terminal: bool) {
     );
     if terminal {
         let width = 30usize;
-        let done = if copied_goal > 0 { ((copied_goal - lag).max(0) as f64 / copied_goal as f64).min(1.0) } else { 1.0 };
+        let done = if copied_goal > 0 {
+            ((copied_goal - lag).max(0) as f64 / copied_goal as f64).min(1.0)
+        } else {
+            1.0
+        };
         let filled = (done * width as f64) as usize;
-        eprint!("\r[{}{}] {:>3.0}% {line}   ", "#".repeat(filled), " ".repeat(width - filled), done * 100.0);
+        eprint!(
+            "\r[{}{}] {:>3.0}% {line}   ",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            done * 100.0
+        );
     } else {
         tracing::info!("{line}");
     }
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "worker".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into())
 }

@@ -38,7 +38,11 @@ pub fn runs_from_pairs(pairs: &[(i64, i64)]) -> Vec<OffsetRun> {
     for &(source, target) in pairs {
         match runs.last_mut() {
             Some(r) if r.source + r.len == source && r.target + r.len == target => r.len += 1,
-            _ => runs.push(OffsetRun { source, target, len: 1 }),
+            _ => runs.push(OffsetRun {
+                source,
+                target,
+                len: 1,
+            }),
         }
     }
     runs
@@ -91,7 +95,10 @@ impl PartitionMapping {
             if let Some(p) = prev
                 && (run.source < p.source + p.len || run.target < p.target + p.len)
             {
-                problems.push(format!("run at source {} overlaps the run at source {}", run.source, p.source));
+                problems.push(format!(
+                    "run at source {} overlaps the run at source {}",
+                    run.source, p.source
+                ));
             }
             prev = Some(run);
         }
@@ -110,8 +117,16 @@ mod tests {
         assert_eq!(
             runs_from_pairs(&pairs),
             vec![
-                OffsetRun { source: 10, target: 100, len: 3 },
-                OffsetRun { source: 20, target: 104, len: 2 }
+                OffsetRun {
+                    source: 10,
+                    target: 100,
+                    len: 3
+                },
+                OffsetRun {
+                    source: 20,
+                    target: 104,
+                    len: 2
+                }
             ]
         );
     }
@@ -129,10 +144,18 @@ mod tests {
         let m = mapping();
         assert_eq!(m.translate(0), Some(100), "before the first copied record");
         assert_eq!(m.translate(11), Some(101));
-        assert_eq!(m.translate(13), Some(104), "compacted-away offsets go to the next record");
+        assert_eq!(
+            m.translate(13),
+            Some(104),
+            "compacted-away offsets go to the next record"
+        );
         assert_eq!(m.translate(19), Some(104));
         assert_eq!(m.translate(21), Some(105));
-        assert_eq!(m.translate(22), Some(106), "past the end: just after the last record");
+        assert_eq!(
+            m.translate(22),
+            Some(106),
+            "past the end: just after the last record"
+        );
         assert_eq!(m.target_of(15), None);
         assert_eq!(m.target_of(20), Some(104));
         assert!(m.inconsistencies().is_empty());
@@ -142,7 +165,11 @@ mod tests {
     #[test]
     fn overlapping_runs_are_reported() {
         let mut m = mapping();
-        m.insert(OffsetRun { source: 11, target: 200, len: 1 });
+        m.insert(OffsetRun {
+            source: 11,
+            target: 200,
+            len: 1,
+        });
         assert!(!m.inconsistencies().is_empty());
     }
 
@@ -152,7 +179,11 @@ mod tests {
             source_topic: "a".into(),
             target_topic: "x.a".into(),
             partition: 3,
-            runs: vec![OffsetRun { source: 7, target: 9, len: 1 }],
+            runs: vec![OffsetRun {
+                source: 7,
+                target: 9,
+                len: 1,
+            }],
         };
         assert_eq!(r.key(), "x.a/3/7");
     }

@@ -47,20 +47,50 @@ impl Default for Metrics {
             bytes_total: AtomicU64::new(0),
             registry: Registry::default(),
         };
-        registry.register("records_copied", "Records written to the target", m.records.clone());
-        registry.register("bytes_copied", "Key and value bytes written to the target", m.bytes.clone());
-        registry.register("partition_lag_records", "Source end offset minus copied position", m.lag.clone());
-        registry.register("transactions_committed", "Target transactions committed", m.transactions_committed.clone());
-        registry.register("transactions_aborted", "Target transactions aborted or fenced (work redone)", m.transactions_aborted.clone());
-        registry.register("errors", "Consumer and producer errors seen", m.errors.clone());
-        registry.register("assigned_partitions", "Source partitions this worker copies", m.assigned_partitions.clone());
+        registry.register(
+            "records_copied",
+            "Records written to the target",
+            m.records.clone(),
+        );
+        registry.register(
+            "bytes_copied",
+            "Key and value bytes written to the target",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "partition_lag_records",
+            "Source end offset minus copied position",
+            m.lag.clone(),
+        );
+        registry.register(
+            "transactions_committed",
+            "Target transactions committed",
+            m.transactions_committed.clone(),
+        );
+        registry.register(
+            "transactions_aborted",
+            "Target transactions aborted or fenced (work redone)",
+            m.transactions_aborted.clone(),
+        );
+        registry.register(
+            "errors",
+            "Consumer and producer errors seen",
+            m.errors.clone(),
+        );
+        registry.register(
+            "assigned_partitions",
+            "Source partitions this worker copies",
+            m.assigned_partitions.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
 
 impl Metrics {
     pub fn record_copied(&self, topic: &str, bytes: u64) {
-        let label = TopicLabel { topic: topic.to_string() };
+        let label = TopicLabel {
+            topic: topic.to_string(),
+        };
         self.records.get_or_create(&label).inc();
         self.bytes.get_or_create(&label).inc_by(bytes);
         self.records_total.fetch_add(1, Ordering::Relaxed);
@@ -99,9 +129,20 @@ mod tests {
         m.record_copied("orders", 5);
         m.set_lag("orders", 3, 42);
         let text = m.encode();
-        assert!(text.contains("ferry_mirror_records_copied_total{topic=\"orders\"} 2"), "{text}");
-        assert!(text.contains("ferry_mirror_bytes_copied_total{topic=\"orders\"} 15"), "{text}");
-        assert!(text.contains("ferry_mirror_partition_lag_records{topic=\"orders\",partition=\"3\"} 42"), "{text}");
+        assert!(
+            text.contains("ferry_mirror_records_copied_total{topic=\"orders\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ferry_mirror_bytes_copied_total{topic=\"orders\"} 15"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "ferry_mirror_partition_lag_records{topic=\"orders\",partition=\"3\"} 42"
+            ),
+            "{text}"
+        );
         assert_eq!(m.records_total(), 2);
     }
 }

@@ -30,12 +30,18 @@ pub type PartitionKey = (String, i32);
 
 /// Reads committed progress for the given target partitions. The reader is read_committed, so
 /// librdkafka asks for stable offsets and waits out transactions still in flight.
-pub fn read(reader: &BaseConsumer, partitions: &[PartitionKey], timeout: Duration) -> Result<HashMap<PartitionKey, Progress>> {
+pub fn read(
+    reader: &BaseConsumer,
+    partitions: &[PartitionKey],
+    timeout: Duration,
+) -> Result<HashMap<PartitionKey, Progress>> {
     let mut tpl = TopicPartitionList::new();
     for (topic, p) in partitions {
         tpl.add_partition(topic, *p);
     }
-    let committed = reader.committed_offsets(tpl, timeout).context("reading the run's progress from the target")?;
+    let committed = reader
+        .committed_offsets(tpl, timeout)
+        .context("reading the run's progress from the target")?;
     let mut out = HashMap::new();
     for e in committed.elements() {
         let next_source = match e.offset() {
@@ -43,7 +49,10 @@ pub fn read(reader: &BaseConsumer, partitions: &[PartitionKey], timeout: Duratio
             _ => None,
         };
         let meta = serde_json::from_str(e.metadata()).unwrap_or_default();
-        out.insert((e.topic().to_string(), e.partition()), Progress { next_source, meta });
+        out.insert(
+            (e.topic().to_string(), e.partition()),
+            Progress { next_source, meta },
+        );
     }
     Ok(out)
 }

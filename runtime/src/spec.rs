@@ -196,7 +196,14 @@ impl Spec {
         let de = &mut serde_json::Deserializer::from_str(text);
         let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            err(if path == "." { "(document)".into() } else { path }, e.inner().to_string())
+            err(
+                if path == "." {
+                    "(document)".into()
+                } else {
+                    path
+                },
+                e.inner().to_string(),
+            )
         })?;
         spec.validate()?;
         Ok(spec)
@@ -210,30 +217,55 @@ impl Spec {
 
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.version != SPEC_VERSION {
-            return Err(err("version", format!("unsupported version {}; this ferry-mirror reads version {SPEC_VERSION}", self.version)));
+            return Err(err(
+                "version",
+                format!(
+                    "unsupported version {}; this ferry-mirror reads version {SPEC_VERSION}",
+                    self.version
+                ),
+            ));
         }
         if self.run_id.is_empty()
             || self.run_id.len() > 100
-            || !self.run_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            || !self
+                .run_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         {
-            return Err(err("run_id", "use 1 to 100 of ASCII letters, digits, '.', '_' and '-'"));
+            return Err(err(
+                "run_id",
+                "use 1 to 100 of ASCII letters, digits, '.', '_' and '-'",
+            ));
         }
         self.source.validate("source")?;
         self.target.validate("target")?;
         let t = &self.topics;
         if t.names.is_empty() && t.include_regex.is_none() {
-            return Err(err("topics", "select at least one topic with `names` or `include_regex`"));
+            return Err(err(
+                "topics",
+                "select at least one topic with `names` or `include_regex`",
+            ));
         }
         for (i, name) in t.names.iter().enumerate() {
             if name.is_empty() || name.starts_with("__") {
-                return Err(err(format!("topics.names[{i}]"), format!("{name:?} is not a topic that can be mirrored")));
+                return Err(err(
+                    format!("topics.names[{i}]"),
+                    format!("{name:?} is not a topic that can be mirrored"),
+                ));
             }
         }
         compile(&t.include_regex, "topics.include_regex")?;
         compile(&t.exclude_regex, "topics.exclude_regex")?;
         compile(&self.consumer_groups_regex, "consumer_groups_regex")?;
-        if !self.topic_name_prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-            return Err(err("topic_name_prefix", "may only hold ASCII letters, digits, '.', '_' and '-'"));
+        if !self
+            .topic_name_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(err(
+                "topic_name_prefix",
+                "may only hold ASCII letters, digits, '.', '_' and '-'",
+            ));
         }
         if let Some(rf) = self.replication_factor
             && rf < 1
@@ -246,8 +278,14 @@ impl Spec {
         if self.tuning.transaction_max_ms == 0 {
             return Err(err("tuning.transaction_max_ms", "must be positive"));
         }
-        if !self.http_listen.starts_with("127.") && !self.http_listen.starts_with("[::1]") && !self.http_listen.starts_with("localhost:") {
-            return Err(err("http_listen", "must be a loopback address such as 127.0.0.1:9464"));
+        if !self.http_listen.starts_with("127.")
+            && !self.http_listen.starts_with("[::1]")
+            && !self.http_listen.starts_with("localhost:")
+        {
+            return Err(err(
+                "http_listen",
+                "must be a loopback address such as 127.0.0.1:9464",
+            ));
         }
         Ok(())
     }
@@ -264,13 +302,22 @@ impl Spec {
         }
         let t = &self.topics;
         let included = t.names.iter().any(|n| n == name)
-            || compile(&t.include_regex, "").ok().flatten().is_some_and(|r| r.is_match(name));
-        let excluded = compile(&t.exclude_regex, "").ok().flatten().is_some_and(|r| r.is_match(name));
+            || compile(&t.include_regex, "")
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.is_match(name));
+        let excluded = compile(&t.exclude_regex, "")
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.is_match(name));
         included && !excluded
     }
 
     pub fn selects_group(&self, group: &str) -> bool {
-        compile(&self.consumer_groups_regex, "").ok().flatten().is_some_and(|r| r.is_match(group))
+        compile(&self.consumer_groups_regex, "")
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.is_match(group))
     }
 
     /// Consumer group on the source used only to spread partitions across workers.
@@ -304,23 +351,38 @@ fn compile(pattern: &Option<String>, field: &str) -> Result<Option<Regex>, SpecE
 impl ClusterSpec {
     fn validate(&self, field: &str) -> Result<(), SpecError> {
         if self.bootstrap_servers.is_empty() {
-            return Err(err(format!("{field}.bootstrap_servers"), "list at least one host:port"));
+            return Err(err(
+                format!("{field}.bootstrap_servers"),
+                "list at least one host:port",
+            ));
         }
         for (i, s) in self.bootstrap_servers.iter().enumerate() {
-            let ok = s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            let ok = s
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
             if !ok {
-                return Err(err(format!("{field}.bootstrap_servers[{i}]"), format!("{s:?} is not host:port")));
+                return Err(err(
+                    format!("{field}.bootstrap_servers[{i}]"),
+                    format!("{s:?} is not host:port"),
+                ));
             }
         }
         if let Some(sasl) = &self.sasl {
             if SaslMechanism::parse(&sasl.mechanism).is_none() {
                 return Err(err(
                     format!("{field}.sasl.mechanism"),
-                    format!("{:?} is not supported; use one of {}", sasl.mechanism, SaslMechanism::NAMES.join(", ")),
+                    format!(
+                        "{:?} is not supported; use one of {}",
+                        sasl.mechanism,
+                        SaslMechanism::NAMES.join(", ")
+                    ),
                 ));
             }
             if sasl.password_file.is_none() == sasl.password_env.is_none() {
-                return Err(err(format!("{field}.sasl"), "set exactly one of password_file and password_env"));
+                return Err(err(
+                    format!("{field}.sasl"),
+                    "set exactly one of password_file and password_env",
+                ));
             }
         }
         if self.timeout_seconds == Some(0) {
@@ -332,14 +394,32 @@ impl ClusterSpec {
     /// The connection, with secrets read from their files or environment variables now.
     pub fn connection(&self, field: &str) -> Result<ConnectionConfig, SpecError> {
         let read = |f: &str, path: &PathBuf| {
-            std::fs::read_to_string(path).map_err(|e| err(format!("{field}.{f}"), format!("cannot read {}: {e}", path.display())))
+            std::fs::read_to_string(path).map_err(|e| {
+                err(
+                    format!("{field}.{f}"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })
         };
         let tls = match &self.tls {
             None => None,
             Some(t) => Some(TlsConfig {
-                ca_pem: t.ca_file.as_ref().map(|p| read("tls.ca_file", p)).transpose()?,
-                client_cert_pem: t.client_cert_file.as_ref().map(|p| read("tls.client_cert_file", p)).transpose()?,
-                client_key_pem: t.client_key_file.as_ref().map(|p| read("tls.client_key_file", p)).transpose()?.map(Secret::new),
+                ca_pem: t
+                    .ca_file
+                    .as_ref()
+                    .map(|p| read("tls.ca_file", p))
+                    .transpose()?,
+                client_cert_pem: t
+                    .client_cert_file
+                    .as_ref()
+                    .map(|p| read("tls.client_cert_file", p))
+                    .transpose()?,
+                client_key_pem: t
+                    .client_key_file
+                    .as_ref()
+                    .map(|p| read("tls.client_key_file", p))
+                    .transpose()?
+                    .map(Secret::new),
                 insecure_skip_verify: t.insecure_skip_verify,
             }),
         };
@@ -347,13 +427,20 @@ impl ClusterSpec {
             None => None,
             Some(s) => {
                 let password = match (&s.password_file, &s.password_env) {
-                    (Some(path), _) => read("sasl.password_file", path)?.trim_end_matches(['\n', '\r']).to_string(),
-                    (None, Some(var)) => std::env::var(var)
-                        .map_err(|_| err(format!("{field}.sasl.password_env"), format!("environment variable {var} is not set")))?,
+                    (Some(path), _) => read("sasl.password_file", path)?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                    (None, Some(var)) => std::env::var(var).map_err(|_| {
+                        err(
+                            format!("{field}.sasl.password_env"),
+                            format!("environment variable {var} is not set"),
+                        )
+                    })?,
                     (None, None) => return Err(err(format!("{field}.sasl"), "no password source")),
                 };
                 Some(SaslConfig {
-                    mechanism: SaslMechanism::parse(&s.mechanism).ok_or_else(|| err(format!("{field}.sasl.mechanism"), "unsupported"))?,
+                    mechanism: SaslMechanism::parse(&s.mechanism)
+                        .ok_or_else(|| err(format!("{field}.sasl.mechanism"), "unsupported"))?,
                     username: s.username.clone(),
                     password: Secret::new(password),
                 })
@@ -363,7 +450,9 @@ impl ClusterSpec {
             bootstrap_servers: self.bootstrap_servers.clone(),
             tls,
             sasl,
-            timeout: self.timeout_seconds.map_or(ConnectionConfig::DEFAULT_TIMEOUT, Duration::from_secs),
+            timeout: self
+                .timeout_seconds
+                .map_or(ConnectionConfig::DEFAULT_TIMEOUT, Duration::from_secs),
         })
     }
 }
@@ -399,7 +488,10 @@ mod tests {
         assert!(spec.selects_topic("orders"));
         assert!(spec.selects_topic("app.events"));
         assert!(!spec.selects_topic("app.tmp1"));
-        assert!(!spec.selects_topic("xapp.events"), "regexes match whole names");
+        assert!(
+            !spec.selects_topic("xapp.events"),
+            "regexes match whole names"
+        );
         assert!(!spec.selects_topic("__consumer_offsets"));
         assert!(spec.selects_group("billing-eu") && !spec.selects_group("other"));
     }
@@ -408,20 +500,27 @@ mod tests {
     fn errors_name_the_field() {
         let mut v = minimal();
         v["source"]["bootstrap_servers"] = serde_json::json!(["nohost"]);
-        assert_eq!(Spec::parse(&v.to_string()).unwrap_err().field, "source.bootstrap_servers[0]");
+        assert_eq!(
+            Spec::parse(&v.to_string()).unwrap_err().field,
+            "source.bootstrap_servers[0]"
+        );
 
         let mut v = minimal();
         v["mode"] = serde_json::json!("sometimes");
         assert_eq!(Spec::parse(&v.to_string()).unwrap_err().field, "mode");
 
         let mut v = minimal();
-        v["target"]["sasl"] = serde_json::json!({"mechanism": "PLAIN", "username": "u", "password": "p"});
+        v["target"]["sasl"] =
+            serde_json::json!({"mechanism": "PLAIN", "username": "u", "password": "p"});
         let e = Spec::parse(&v.to_string()).unwrap_err();
         assert!(e.field.starts_with("target.sasl"), "{e}");
 
         let mut v = minimal();
         v["topics"]["include_regex"] = serde_json::json!("(");
-        assert_eq!(Spec::parse(&v.to_string()).unwrap_err().field, "topics.include_regex");
+        assert_eq!(
+            Spec::parse(&v.to_string()).unwrap_err().field,
+            "topics.include_regex"
+        );
 
         let mut v = minimal();
         v["version"] = serde_json::json!(7);

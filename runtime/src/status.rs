@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::groups::GroupResult;
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -115,7 +117,10 @@ impl RunStatus {
         for w in &status.workers {
             for p in &w.partitions {
                 let key = (p.source_topic.clone(), p.partition);
-                if freshest.get(&key).is_none_or(|(at, _)| *at < w.updated_at_ms) {
+                if freshest
+                    .get(&key)
+                    .is_none_or(|(at, _)| *at < w.updated_at_ms)
+                {
                     freshest.insert(key, (w.updated_at_ms, p.lag));
                 }
             }
@@ -142,7 +147,12 @@ impl RunStatus {
 }
 
 /// Reads the whole status topic (it is compacted and small) and folds it into a [`RunStatus`].
-pub fn read(reader: &BaseConsumer, topic: &str, run_id: &str, timeout: Duration) -> Result<RunStatus> {
+pub fn read(
+    reader: &BaseConsumer,
+    topic: &str,
+    run_id: &str,
+    timeout: Duration,
+) -> Result<RunStatus> {
     let (_, high) = reader
         .fetch_watermarks(topic, 0, timeout)
         .with_context(|| format!("reading {topic} on the target (does the run exist?)"))?;
@@ -157,7 +167,10 @@ pub fn read(reader: &BaseConsumer, topic: &str, run_id: &str, timeout: Duration)
             Some(Ok(m)) => {
                 position = m.offset();
                 if let (Some(k), Some(v)) = (m.key(), m.payload()) {
-                    records.insert(String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned());
+                    records.insert(
+                        String::from_utf8_lossy(k).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    );
                 }
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
@@ -189,7 +202,10 @@ pub fn render(s: &RunStatus) -> String {
     parts.sort_by(|a, b| (&a.source_topic, a.partition).cmp(&(&b.source_topic, b.partition)));
     parts.dedup_by(|a, b| a.source_topic == b.source_topic && a.partition == b.partition);
     if !parts.is_empty() {
-        out.push_str(&format!("{:<30} {:>5} {:>14} {:>14} {:>10}\n", "topic", "part", "copied up to", "end offset", "lag"));
+        out.push_str(&format!(
+            "{:<30} {:>5} {:>14} {:>14} {:>10}\n",
+            "topic", "part", "copied up to", "end offset", "lag"
+        ));
         for p in parts {
             out.push_str(&format!(
                 "{:<30} {:>5} {:>14} {:>14} {:>10}\n",
@@ -235,21 +251,30 @@ mod tests {
     fn totals_add_up_and_lag_comes_from_the_freshest_report() {
         let now = now_ms();
         let records = BTreeMap::from([
-            ("worker/a".to_string(), worker("a", now - 60_000, 100, 50, "copying")),
+            (
+                "worker/a".to_string(),
+                worker("a", now - 60_000, 100, 50, "copying"),
+            ),
             ("worker/b".to_string(), worker("b", now, 30, 5, "copying")),
         ]);
         let s = RunStatus::from_records("r", records);
         assert_eq!(s.records_copied, 130);
         assert_eq!(s.lag, 5);
         assert_eq!(s.live_workers, 1);
-        assert_eq!(s.records_per_second, 10.0, "only live workers count toward the rate");
+        assert_eq!(
+            s.records_per_second, 10.0,
+            "only live workers count toward the rate"
+        );
         assert_eq!(s.state, "copying");
         assert!(render(&s).contains("copying"));
     }
 
     #[test]
     fn a_report_means_complete_and_no_worker_means_provisioning() {
-        assert_eq!(RunStatus::from_records("r", BTreeMap::new()).state, "provisioning");
+        assert_eq!(
+            RunStatus::from_records("r", BTreeMap::new()).state,
+            "provisioning"
+        );
         let report = serde_json::to_string(&FinalReport::default()).unwrap();
         let s = RunStatus::from_records("r", BTreeMap::from([("report".to_string(), report)]));
         assert_eq!(s.state, "complete");

@@ -56,7 +56,12 @@ pub async fn selected(spec: &Spec, source: &Admin) -> Result<Vec<TopicPair>> {
 }
 
 /// Creates missing target topics like their sources, and the run's internal topics.
-pub async fn prepare_target(spec: &Spec, source: &Admin, target: &Admin, pairs: &[TopicPair]) -> Result<()> {
+pub async fn prepare_target(
+    spec: &Spec,
+    source: &Admin,
+    target: &Admin,
+    pairs: &[TopicPair],
+) -> Result<()> {
     let brokers = target.broker_count().await? as i32;
     for pair in pairs {
         match target.describe_topic(&pair.target).await? {
@@ -70,7 +75,10 @@ pub async fn prepare_target(spec: &Spec, source: &Admin, target: &Admin, pairs: 
             ),
             Some(_) => {}
             None => {
-                let described = source.describe_topic(&pair.source).await?.context("source topic vanished")?;
+                let described = source
+                    .describe_topic(&pair.source)
+                    .await?
+                    .context("source topic vanished")?;
                 let mut config: BTreeMap<String, String> = source
                     .topic_config_overrides(&pair.source)
                     .await?
@@ -79,7 +87,9 @@ pub async fn prepare_target(spec: &Spec, source: &Admin, target: &Admin, pairs: 
                     .collect();
                 // Copies carry the source's timestamps; the target must not restamp them.
                 config.insert("message.timestamp.type".into(), "CreateTime".into());
-                let rf = spec.replication_factor.unwrap_or(described.replication_factor.min(brokers));
+                let rf = spec
+                    .replication_factor
+                    .unwrap_or(described.replication_factor.min(brokers));
                 let topic = NewTopic {
                     name: pair.target.clone(),
                     partitions: pair.partitions,

@@ -64,30 +64,54 @@ pub fn record_hash(m: &BorrowedMessage<'_>) -> u64 {
 }
 
 /// The first committed record at or after `offset`: (its offset, its hash), or None at the end.
-pub fn first_record(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64, timeout: Duration) -> Result<Option<(i64, u64)>> {
+pub fn first_record(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    timeout: Duration,
+) -> Result<Option<(i64, u64)>> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
     consumer.assign(&tpl)?;
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) if m.topic() == topic && m.partition() == partition => return Ok(Some((m.offset(), record_hash(&m)))),
+            Some(Ok(m)) if m.topic() == topic && m.partition() == partition => {
+                return Ok(Some((m.offset(), record_hash(&m))));
+            }
             Some(Ok(_)) => {}
             Some(Err(KafkaError::PartitionEOF(_))) => return Ok(None),
-            Some(Err(e)) => return Err(e).with_context(|| format!("reading {topic}[{partition}] at {offset}")),
+            Some(Err(e)) => {
+                return Err(e).with_context(|| format!("reading {topic}[{partition}] at {offset}"));
+            }
             None => {}
         }
     }
     anyhow::bail!("no answer reading {topic}[{partition}] at {offset} within {timeout:?}")
 }
 
-pub fn verify(spec: &Spec, source: &ConnectionConfig, target: &ConnectionConfig, pairs: &[TopicPair], timeout: Duration) -> Result<Vec<VerifyRow>> {
+pub fn verify(
+    spec: &Spec,
+    source: &ConnectionConfig,
+    target: &ConnectionConfig,
+    pairs: &[TopicPair],
+    timeout: Duration,
+) -> Result<Vec<VerifyRow>> {
     let groups = selected_groups(spec, source, timeout)?;
     let mappings = load_mappings(spec, target, timeout)?;
-    let source_reader: BaseConsumer = reader_config(source, &format!("{}.verify", spec.worker_group())).create()?;
-    let target_reader: BaseConsumer = reader_config(target, &format!("{}.verify", spec.worker_group())).create()?;
-    let source_keys: Vec<PartitionKey> = pairs.iter().flat_map(|p| (0..p.partitions).map(move |i| (p.source.clone(), i))).collect();
-    let target_keys: Vec<PartitionKey> = pairs.iter().flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i))).collect();
+    let source_reader: BaseConsumer =
+        reader_config(source, &format!("{}.verify", spec.worker_group())).create()?;
+    let target_reader: BaseConsumer =
+        reader_config(target, &format!("{}.verify", spec.worker_group())).create()?;
+    let source_keys: Vec<PartitionKey> = pairs
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.source.clone(), i)))
+        .collect();
+    let target_keys: Vec<PartitionKey> = pairs
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i)))
+        .collect();
 
     let mut rows = Vec::new();
     for group in groups {
@@ -103,19 +127,32 @@ pub fn verify(spec: &Spec, source: &ConnectionConfig, target: &ConnectionConfig,
             let result = match target_offset {
                 None => "group has no offset on the target".to_string(),
                 Some(t) => {
-                    let src = first_record(&source_reader, source_topic, *partition, source_offset, timeout)?;
+                    let src = first_record(
+                        &source_reader,
+                        source_topic,
+                        *partition,
+                        source_offset,
+                        timeout,
+                    )?;
                     let dst = first_record(&target_reader, &target_topic, *partition, t, timeout)?;
                     let mapped = mappings.get(&(target_topic.clone(), *partition));
                     match (src, dst) {
                         (None, None) => "ok".to_string(),
-                        (Some((s, _)), None) => format!("source has record {s} but the target has nothing from {t}"),
-                        (None, Some((d, _))) => format!("source is at its end but the target has record {d} from {t}"),
+                        (Some((s, _)), None) => {
+                            format!("source has record {s} but the target has nothing from {t}")
+                        }
+                        (None, Some((d, _))) => {
+                            format!("source is at its end but the target has record {d} from {t}")
+                        }
                         (Some((s, hs)), Some((d, hd))) => {
                             let expected = mapped.and_then(|m| m.target_of(s));
                             if hs != hd {
                                 format!("record differs: source {s} vs target {d}")
                             } else if expected.is_some_and(|e| e != d) {
-                                format!("source {s} maps to target {}, but the group resumes at {d}", expected.unwrap_or(-1))
+                                format!(
+                                    "source {s} maps to target {}, but the group resumes at {d}",
+                                    expected.unwrap_or(-1)
+                                )
                             } else {
                                 "ok".to_string()
                             }
@@ -137,7 +174,10 @@ pub fn verify(spec: &Spec, source: &ConnectionConfig, target: &ConnectionConfig,
 }
 
 pub fn render(rows: &[VerifyRow]) -> String {
-    let mut out = format!("{:<24} {:<24} {:>5} {:>12} {:>12}  result\n", "group", "topic", "part", "source", "target");
+    let mut out = format!(
+        "{:<24} {:<24} {:>5} {:>12} {:>12}  result\n",
+        "group", "topic", "part", "source", "target"
+    );
     for r in rows {
         out.push_str(&format!(
             "{:<24} {:<24} {:>5} {:>12} {:>12}  {}\n",
@@ -150,6 +190,10 @@ pub fn render(rows: &[VerifyRow]) -> String {
         ));
     }
     let bad = rows.iter().filter(|r| !r.ok()).count();
-    out.push_str(&format!("{} partition(s) checked, {} mismatch(es)\n", rows.len(), bad));
+    out.push_str(&format!(
+        "{} partition(s) checked, {} mismatch(es)\n",
+        rows.len(),
+        bad
+    ));
     out
 }

@@ -181,9 +181,10 @@ def test_target_broker_restart_mid_copy(clusters, tmp_path):
     time.sleep(3)
     subprocess.run([str(REPO / "tests/peers/stop.sh"), "b"], check=True, capture_output=True)
     time.sleep(2)
-    subprocess.run(
-        [str(REPO / "tests/peers/start.sh"), "b"], check=True, capture_output=True, env=dict(os.environ, FERRY_PEERS_KEEP_DATA="1")
+    restart = subprocess.run(
+        [str(REPO / "tests/peers/start.sh"), "b"], capture_output=True, text=True, env=dict(os.environ, FERRY_PEERS_KEEP_DATA="1")
     )
+    assert restart.returncode == 0, restart.stderr
     assert worker.wait(timeout=600) == 0, (tmp_path / "w1.log").read_text()[-3000:]
     assert sum(len(read_partition(b, topic, p)) for p in range(3)) == n
 

@@ -35,7 +35,7 @@ fi
 # Members of process group $1 that are ours (command line mentions $PEERS),
 # so a recycled pid/pgid of somebody else's process is never signalled.
 our_members() {
-  ps -eo pid=,pgid=,args= | awk -v g="$1" -v p="$PEERS" \
+  ps -ww -eo pid=,pgid=,args= | awk -v g="$1" -v p="$PEERS" \
     '$2 == g && index($0, p) > 0 { print $1 }'
 }
 
