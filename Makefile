@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PEERS := tests/peers
 PY := $(CURDIR)/.peers/venv/bin/python
 
-.PHONY: demo test install-peers peers stop-peers build lint unit e2e
+.PHONY: demo test install-peers peers stop-peers build lint unit e2e bench-mirror
 
 ## Installs Kafka jars, Terraform 1.0.3, OpenTofu, moto and Python test tools into .peers/.
 install-peers:
@@ -39,3 +39,8 @@ test: install-peers
 ## The local demo: peers, provider build, `terraform apply` of examples/topics, the result.
 demo: install-peers build
 	tests/demo.sh
+
+## ferry-mirror vs MirrorMaker 2 vs the brokers' ceiling (prints figures; FERRY_BENCH_GB=2).
+bench-mirror: install-peers
+	cargo build --release -p ferry-mirror
+	trap '$(CURDIR)/$(PEERS)/stop.sh a b' EXIT; $(PEERS)/start.sh a b && source .peers/env && $(PY) tests/bench/mirror_bench.py
