@@ -20,12 +20,14 @@ pub fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> ClientC
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "300000")
+        // Prefetch is bounded per partition: records are decompressed in memory, so large
+        // fetches cost resident memory without making the copy faster.
         .set(
             "queued.max.messages.kbytes",
             spec.tuning.fetch_max_kbytes.to_string(),
         )
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "8388608");
+        .set("fetch.max.bytes", "16777216")
+        .set("max.partition.fetch.bytes", "4194304");
     c
 }
 
@@ -42,8 +44,9 @@ pub fn target_producer_config(
         .set("compression.type", spec.compression.librdkafka_name())
         .set("linger.ms", spec.tuning.linger_ms.to_string())
         .set("batch.size", spec.tuning.batch_size.to_string())
-        .set("queue.buffering.max.kbytes", "262144")
-        .set("queue.buffering.max.messages", "1000000")
+        // Per partition producer: a few batches in flight is enough to keep the link busy.
+        .set("queue.buffering.max.kbytes", "32768")
+        .set("queue.buffering.max.messages", "100000")
         .set("message.max.bytes", "10485760");
     if let Some(id) = transactional_id {
         c.set("transactional.id", id)

@@ -165,7 +165,7 @@ impl ConsumerContext for CopyContext {
                 owned.clear();
                 self.metrics.assigned_partitions.set(0);
                 tracing::info!("partitions revoked");
-                if let Err(e) = consumer.assign(&TopicPartitionList::new()) {
+                if let Err(e) = consumer.unassign() {
                     tracing::error!(error = %e, "unassign failed");
                 }
             }
@@ -450,6 +450,8 @@ impl Worker {
         let mut last_status = Instant::now() - status_every;
         let mut rate = RateWindow::default();
         let mut idle_polls = 0u32;
+        let mut last_report_poll = Instant::now();
+        let mut last_trim = Instant::now();
 
         loop {
             if let Some(fatal) = setup.fatal.lock().expect("fatal lock").take() {
@@ -473,8 +475,29 @@ impl Worker {
                 }
                 None => idle_polls += 1,
             }
+            if last_report_poll.elapsed() >= Duration::from_millis(20) {
+                last_report_poll = Instant::now();
+                for pc in owned.lock().expect("partition lock").values() {
+                    pc.producer.poll(Duration::ZERO);
+                }
+            }
+            if last_trim.elapsed() >= Duration::from_secs(1) {
+                last_trim = Instant::now();
+                crate::memory::release_free_memory();
+            }
             self.commit_due(&consumer, &owned, &setup, txn_max, idle_polls > 0)?;
-            if last_status.elapsed() >= status_every {
+            // Once every owned partition is done, check for completion right away instead of
+            // waiting for the next status tick.
+            let finished_here = spec.mode == Mode::UntilCaughtUp && {
+                let owned = owned.lock().expect("partition lock");
+                !owned.is_empty() && owned.values().all(|pc| pc.done)
+            };
+            let due = if finished_here {
+                Duration::from_millis(200)
+            } else {
+                status_every
+            };
+            if last_status.elapsed() >= due {
                 last_status = Instant::now();
                 let status = self.publish_status(&owned, &setup, &status_producer, &mut rate);
                 if spec.mode == Mode::UntilCaughtUp
@@ -537,7 +560,7 @@ impl Worker {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    pc.producer.poll(Duration::from_millis(10));
+                    pc.producer.poll(Duration::from_millis(1));
                 }
                 Err((e, _)) => {
                     tracing::warn!(error = %e, "produce failed; aborting the partition's transaction");
@@ -550,6 +573,10 @@ impl Worker {
         pc.next_source = m.offset() + 1;
         pc.txn_bytes += size as u64;
         pc.txn_records += 1;
+        // Delivered records stay in memory until their reports are served: serve them often.
+        if pc.txn_records % 256 == 0 {
+            pc.producer.poll(Duration::ZERO);
+        }
         self.metrics.record_copied(&pc.source_topic, size as u64);
         Ok(())
     }

@@ -6,6 +6,7 @@ pub mod copier;
 pub mod groups;
 pub mod http;
 pub mod mapping;
+pub mod memory;
 pub mod metrics;
 pub mod progress;
 pub mod spec;

@@ -184,7 +184,7 @@ impl Default for Tuning {
             transaction_max_bytes: 64 << 20,
             linger_ms: 20,
             batch_size: 1 << 20,
-            fetch_max_kbytes: 32 << 10,
+            fetch_max_kbytes: 8 << 10,
             status_interval_ms: 2000,
         }
     }

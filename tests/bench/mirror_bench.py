@@ -159,7 +159,7 @@ tasks.max = {PARTITIONS}
     started = time.monotonic()
     # The heap connect-mirror-maker.sh gives it.
     proc = subprocess.Popen([JAVA, "-Xms256M", "-Xmx2G", f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{LIBS}/*",
-                             "org.apache.kafka.connect.mirror.MirrorMaker", "--clusters", "B", str(props)],
+                             "org.apache.kafka.connect.mirror.MirrorMaker", str(props), "--clusters", "B"],
                             stdout=open(WORK / "mm2.log", "w"), stderr=subprocess.STDOUT)
     rss.watch(proc.pid)
     target = f"A.{topic}"
