@@ -246,3 +246,36 @@ def test_unreachable_source_fails_in_bounded_time(tmp_path):
     assert proc.returncode == 1
     assert "could not reach Kafka at 127.0.0.1:1" in proc.stderr
     assert time.monotonic() - started < 90  # a bound against hanging, not a speed claim
+
+
+def test_target_topic_with_fewer_partitions_is_an_error(clusters, tmp_path):
+    a, b = clusters
+    topic = unique("narrow")
+    create_topic(a, topic, 4)
+    create_topic(b, topic, 2)
+    spec = write_spec(tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic]})
+    proc = mirror("run", "--spec", str(spec), check=False)
+    assert proc.returncode == 1
+    assert "has 2 partitions but source topic" in proc.stderr and "has 4" in proc.stderr, proc.stderr
+
+
+def test_group_with_members_on_the_target_is_left_alone(clusters, tmp_path):
+    from confluent_kafka import Consumer
+
+    a, b = clusters
+    topic = unique("busy")
+    create_topic(a, topic, 1)
+    create_topic(b, topic, 1)
+    produce(a, topic, sample_records(100, 1))
+    commit_group(a, "busy-g", topic, {0: 40})
+    member = Consumer({"bootstrap.servers": b, "group.id": "busy-g", "session.timeout.ms": 30000})
+    member.subscribe([topic])
+    deadline = time.monotonic() + 30
+    while not member.assignment() and time.monotonic() < deadline:
+        member.poll(0.5)
+    try:
+        spec = write_spec(tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic]}, consumer_groups_regex="busy-g")
+        report = json.loads(mirror("run", "--spec", str(spec)).stdout)
+        assert [g["state"] for g in report["groups"]] == ["active_on_target"]
+    finally:
+        member.close()
