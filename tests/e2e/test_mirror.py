@@ -137,7 +137,7 @@ def test_verify_reports_a_wrong_translation(clusters, tmp_path):
 
 def test_workers_killed_at_random_lose_and_duplicate_nothing(clusters, tmp_path):
     a, b = clusters
-    mb = int(os.environ.get("FERRY_CHAOS_MB", "300"))
+    mb = int(os.environ.get("FERRY_CHAOS_MB", "1000"))
     topic = unique("chaos")
     partitions = 6
     create_topic(a, topic, partitions)
