@@ -5,6 +5,7 @@ pub mod connection;
 pub mod data_sources;
 pub mod framework;
 pub mod grpc;
+pub mod launcher;
 pub mod plugin;
 pub mod provider;
 pub mod resources;

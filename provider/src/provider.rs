@@ -41,7 +41,10 @@ pub fn schema() -> Schema {
 
 /// All resource types, in one place.
 pub fn resources() -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(crate::resources::topic::TopicResource)]
+    vec![
+        Arc::new(crate::resources::topic::TopicResource),
+        Arc::new(crate::resources::mirror::MirrorResource),
+    ]
 }
 
 /// All data source types, in one place.

@@ -109,8 +109,7 @@ pub fn committed(
     for (t, p) in partitions {
         tpl.add_partition(t, *p);
     }
-    let committed = consumer
-        .committed_offsets(tpl, timeout)
+    let committed = crate::progress::committed_with_retry(&consumer, &tpl, timeout)
         .with_context(|| format!("reading offsets of group {group}"))?;
     Ok(committed
         .elements()

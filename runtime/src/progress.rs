@@ -39,8 +39,7 @@ pub fn read(
     for (topic, p) in partitions {
         tpl.add_partition(topic, *p);
     }
-    let committed = reader
-        .committed_offsets(tpl, timeout)
+    let committed = committed_with_retry(reader, &tpl, timeout)
         .context("reading the run's progress from the target")?;
     let mut out = HashMap::new();
     for e in committed.elements() {
@@ -55,6 +54,38 @@ pub fn read(
         );
     }
     Ok(out)
+}
+
+/// Committed offsets, retrying the coordinator errors a new or restarting cluster gives for a
+/// while (the group coordinator is elected lazily).
+pub fn committed_with_retry<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: &TopicPartitionList,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+    use rdkafka::error::RDKafkaErrorCode as E;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match consumer.committed_offsets(tpl.clone(), timeout) {
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            E::NotCoordinator
+                                | E::CoordinatorLoadInProgress
+                                | E::CoordinatorNotAvailable
+                                | E::OperationTimedOut
+                                | E::RequestTimedOut
+                        )
+                    ) =>
+            {
+                tracing::debug!(error = %e, "committed offsets not readable yet; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The offsets list to commit: next source offset per target partition, with metadata.
