@@ -576,6 +576,8 @@ impl ProviderRpc for ProviderService {
         &self,
         _request: Request<tf::stop_provider::Request>,
     ) -> Result<Response<tf::stop_provider::Response>, Status> {
+        tracing::info!("Terraform asked the provider to stop; interrupting long waits");
+        provider::request_stop();
         Ok(Response::new(tf::stop_provider::Response::default()))
     }
 }

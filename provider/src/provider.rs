@@ -126,6 +126,17 @@ impl ProviderState {
     }
 }
 
+static STOP_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Terraform called StopProvider (e.g. Ctrl-C): long waits should return promptly.
+pub fn request_stop() {
+    STOP_REQUESTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn missing_connection(diags: &mut Diagnostics) {
     diags.attribute_error(
         AttributePath::root("cluster"),

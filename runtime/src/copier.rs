@@ -611,6 +611,14 @@ impl Worker {
                 if pc.next_source < 0 && goal == 0 {
                     pc.next_source = 0;
                 }
+            } else if let Some(Some(Offset::Offset(p))) = positions.as_ref().map(|pos| {
+                pos.find_partition(&pc.source_topic, pc.partition)
+                    .map(|e| e.offset())
+            }) && pc.next_source >= 0
+                && p > pc.next_source
+            {
+                // Continuous: the same reasoning without a goal, so lag reaches 0 after markers.
+                pc.next_source = p;
             }
         }
         let due: Vec<&mut PartitionCopy> = owned

@@ -133,7 +133,7 @@ impl RunStatus {
             "complete".into()
         } else if status.workers.is_empty() {
             "provisioning".into()
-        } else if live.iter().any(|w| w.state == "in_sync") {
+        } else if !live.is_empty() && live.iter().all(|w| w.state == "in_sync") {
             "in_sync".into()
         } else if live.iter().any(|w| w.state == "caught_up") && status.lag == 0 {
             "caught_up".into()

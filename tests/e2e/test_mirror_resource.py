@@ -29,6 +29,15 @@ def worker_pids(state_dir):
     return pids
 
 
+def kill_workers(state_dir):
+    """Test cleanup: no worker may outlive a failed test."""
+    for pid in worker_pids(state_dir):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def quickstart(cli, topics, state_dir, extra=None):
     shutil.copy(REPO / "examples" / "quickstart" / "main.tf", cli.workdir / "main.tf")
     cli.tfvars(
@@ -77,6 +86,13 @@ def test_quickstart_copies_translates_and_cleans_up(cli, tmp_path):
 
 
 def test_continuous_mirror_in_sync_restart_and_drain(cli, tmp_path):
+    try:
+        continuous_mirror(cli, tmp_path)
+    finally:
+        kill_workers(tmp_path / "ferry-state")
+
+
+def continuous_mirror(cli, tmp_path):
     a, b = peer("FERRY_KAFKA_A"), peer("FERRY_KAFKA_B")
     topic = unique(f"cont-{cli.name}")
     create_topic(a, topic, 2)
@@ -88,7 +104,7 @@ def test_continuous_mirror_in_sync_restart_and_drain(cli, tmp_path):
     )
     cli.write("main.tf", main)
     cli.init()
-    cli.apply()
+    cli.apply(timeout=240)
     out = json.loads(cli.run("output", "-json", "report").stdout)
     assert out["state"] == "in_sync"
     assert len(worker_pids(state_dir)) == 2
@@ -106,12 +122,12 @@ def test_continuous_mirror_in_sync_restart_and_drain(cli, tmp_path):
     time.sleep(1)
     plan = cli.plan()
     assert plan.returncode == 2 and "ferry_mirror.migration will be updated in-place" in plan.output, plan.output
-    cli.apply()
+    cli.apply(timeout=240)
     assert len(worker_pids(state_dir)) == 2
 
     # Destroy drains the last records, stops every worker and leaves nothing running.
     produce(a, topic, sample_records(200, 2))
-    cli.destroy()
+    cli.destroy(timeout=240)
     assert worker_pids(state_dir) == []
     for p in range(2):
         assert contents(read_partition(b, topic, p)) == contents(read_partition(a, topic, p))

@@ -30,7 +30,8 @@ pub fn default_binary() -> PathBuf {
             return beside;
         }
     }
-    std::env::var_os("FERRY_MIRROR_BIN").map_or_else(|| PathBuf::from("ferry-mirror"), PathBuf::from)
+    std::env::var_os("FERRY_MIRROR_BIN")
+        .map_or_else(|| PathBuf::from("ferry-mirror"), PathBuf::from)
 }
 
 fn alive(pid: i32) -> bool {
@@ -43,8 +44,18 @@ fn alive(pid: i32) -> bool {
         && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("ferry-mirror"))
 }
 
-fn signal(pid: i32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(format!("-{pid}")).stderr(Stdio::null()).status();
+const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
+
+/// Signals the worker's whole process group (each worker leads its own).
+fn signal(pid: i32, sig: i32) {
+    unsafe extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    // SAFETY: a plain syscall; a stale pid group just fails with ESRCH.
+    unsafe {
+        kill(-pid, sig);
+    }
 }
 
 impl LocalLauncher {
@@ -55,7 +66,11 @@ impl LocalLauncher {
         self.run_dir.join(format!("worker-{worker}.log"))
     }
     fn pid_of(&self, worker: usize) -> Option<i32> {
-        fs::read_to_string(self.pid_file(worker)).ok()?.trim().parse().ok()
+        fs::read_to_string(self.pid_file(worker))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
     fn worker_slots(&self) -> Vec<usize> {
         let mut slots: Vec<usize> = fs::read_dir(&self.run_dir)
@@ -64,7 +79,10 @@ impl LocalLauncher {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_prefix("worker-")?.strip_suffix(".pid")?.parse().ok()
+                name.strip_prefix("worker-")?
+                    .strip_suffix(".pid")?
+                    .parse()
+                    .ok()
             })
             .collect();
         slots.sort_unstable();
@@ -79,8 +97,13 @@ impl Launcher for LocalLauncher {
             if self.pid_of(worker).is_some_and(alive) {
                 continue;
             }
-            let log = fs::OpenOptions::new().create(true).append(true).open(self.log_file(worker)).map_err(err)?;
-            let child = Command::new(&self.binary)
+            let log = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.log_file(worker))
+                .map_err(err)?;
+            let mut command = Command::new(&self.binary);
+            command
                 .arg("run")
                 .arg("--spec")
                 .arg(&self.spec)
@@ -91,7 +114,23 @@ impl Launcher for LocalLauncher {
                 .stderr(log)
                 // Its own process group: Ctrl-C in the terminal running Terraform does not
                 // reach it, and it lives on after the provider exits.
-                .process_group(0)
+                .process_group(0);
+            // Workers read their secrets from the spec's 0600 files; they do not need
+            // Terraform's environment secrets.
+            for (key, _) in std::env::vars_os() {
+                let k = key.to_string_lossy();
+                if k.starts_with("TF_VAR_") || k.starts_with("FERRY_KAFKA_SASL_") {
+                    command.env_remove(&key);
+                }
+            }
+            // SAFETY: only async-signal-safe calls (fcntl, close) between fork and exec.
+            unsafe {
+                command.pre_exec(|| {
+                    close_inherited_descriptors();
+                    Ok(())
+                });
+            }
+            let child = command
                 .spawn()
                 .map_err(|e| LaunchError(format!("cannot start {}: {e}", self.binary.display())))?;
             fs::write(self.pid_file(worker), child.id().to_string()).map_err(err)?;
@@ -113,11 +152,18 @@ impl Launcher for LocalLauncher {
     }
 
     fn running(&self) -> usize {
-        self.worker_slots().into_iter().filter(|w| self.pid_of(*w).is_some_and(alive)).count()
+        self.worker_slots()
+            .into_iter()
+            .filter(|w| self.pid_of(*w).is_some_and(alive))
+            .count()
     }
 
     fn stop_all(&self, grace: Duration) -> Result<(), LaunchError> {
-        let pids: Vec<i32> = self.worker_slots().into_iter().filter_map(|w| self.pid_of(w)).collect();
+        let pids: Vec<i32> = self
+            .worker_slots()
+            .into_iter()
+            .filter_map(|w| self.pid_of(w))
+            .collect();
         stop_pids(&pids, grace);
         for w in self.worker_slots() {
             let _ = fs::remove_file(self.pid_file(w));
@@ -145,11 +191,31 @@ impl Launcher for LocalLauncher {
     }
 }
 
+/// Closes descriptors the provider inherited without close-on-exec (Terraform's output pipes
+/// among them): a worker holding them keeps `terraform apply | tee` from ever finishing.
+fn close_inherited_descriptors() {
+    const F_GETFD: i32 = 1;
+    const FD_CLOEXEC: i32 = 1;
+    unsafe extern "C" {
+        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+        fn close(fd: i32) -> i32;
+    }
+    for fd in 3..4096 {
+        // SAFETY: plain syscalls on descriptor numbers; invalid ones just fail.
+        unsafe {
+            let flags = fcntl(fd, F_GETFD);
+            if flags >= 0 && flags & FD_CLOEXEC == 0 {
+                close(fd);
+            }
+        }
+    }
+}
+
 /// SIGTERM (workers commit and leave), then SIGKILL whatever is left after `grace`.
 fn stop_pids(pids: &[i32], grace: Duration) {
     let live: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
     for pid in &live {
-        signal(*pid, "TERM");
+        signal(*pid, SIGTERM);
     }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && live.iter().any(|p| alive(*p)) {
@@ -157,15 +223,19 @@ fn stop_pids(pids: &[i32], grace: Duration) {
     }
     for pid in live.iter().filter(|p| alive(**p)) {
         tracing::warn!(pid, "worker did not stop in time; killing it");
-        signal(*pid, "KILL");
+        signal(*pid, SIGKILL);
     }
 }
 
 /// Writes a file readable only by its owner (secrets for the workers).
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let _ = fs::remove_file(path);
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents.as_bytes())
 }

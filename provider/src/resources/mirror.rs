@@ -12,7 +12,8 @@ use ferry_mirror::status::RunStatus;
 
 use crate::connection::{Origin, Resolved, connection_block, parse};
 use crate::framework::{
-    Attribute, AttributePath, Block, Diagnostics, NestedBlock, Plan, Resource, Schema, Type, Value, timeouts,
+    Attribute, AttributePath, Block, Diagnostics, NestedBlock, Plan, Resource, Schema, Type, Value,
+    timeouts,
 };
 use crate::launcher::Launcher;
 use crate::launcher::local::{LocalLauncher, default_binary, write_private};
@@ -114,26 +115,51 @@ impl Resource for MirrorResource {
         if let Some(mode) = config.get("mode").as_str()
             && !matches!(mode, "until_caught_up" | "continuous")
         {
-            diags.attribute_error(AttributePath::root("mode"), "Invalid mode", "Use \"until_caught_up\" or \"continuous\".");
+            diags.attribute_error(
+                AttributePath::root("mode"),
+                "Invalid mode",
+                "Use \"until_caught_up\" or \"continuous\".",
+            );
         }
         if let Some(w) = config.get("workers").as_i64()
             && !(1..=64).contains(&w)
         {
-            diags.attribute_error(AttributePath::root("workers"), "Invalid worker count", "Use 1 to 64 workers.");
+            diags.attribute_error(
+                AttributePath::root("workers"),
+                "Invalid worker count",
+                "Use 1 to 64 workers.",
+            );
         }
-        let no_topics = config.get("topics").as_list().is_none_or(<[Value]>::is_empty) && config.get("topics").is_wholly_known();
+        let no_topics = config
+            .get("topics")
+            .as_list()
+            .is_none_or(<[Value]>::is_empty)
+            && config.get("topics").is_wholly_known();
         if no_topics && config.get("topics_regex").is_null() {
-            diags.attribute_error(AttributePath::root("topics"), "No topics selected", "Set topics, topics_regex, or both.");
+            diags.attribute_error(
+                AttributePath::root("topics"),
+                "No topics selected",
+                "Set topics, topics_regex, or both.",
+            );
         }
         for field in ["topics_regex", "exclude_regex", "consumer_groups_regex"] {
             if let Some(p) = config.get(field).as_str()
                 && let Err(e) = regex::Regex::new(p)
             {
-                diags.attribute_error(AttributePath::root(field), "Invalid regular expression", e.to_string());
+                diags.attribute_error(
+                    AttributePath::root(field),
+                    "Invalid regular expression",
+                    e.to_string(),
+                );
             }
         }
         for side in ["source", "target"] {
-            parse(config.get(side), Origin::ClusterBlock, &AttributePath::root(side), diags);
+            parse(
+                config.get(side),
+                Origin::ClusterBlock,
+                &AttributePath::root(side),
+                diags,
+            );
         }
     }
 
@@ -151,24 +177,50 @@ impl Resource for MirrorResource {
         let wanted = plan.planned.get("workers").as_i64().unwrap_or(1);
         let running = plan.prior.get("workers_running").as_i64().unwrap_or(0);
         let finished = matches!(plan.prior.get("state").as_str(), Some("complete"));
-        let config_changed = ["topics", "topics_regex", "exclude_regex", "consumer_groups_regex", "workers", "in_sync_lag", "verify"]
-            .iter()
-            .any(|k| plan.prior.get(k) != plan.planned.get(k));
+        let config_changed = [
+            "topics",
+            "topics_regex",
+            "exclude_regex",
+            "consumer_groups_regex",
+            "workers",
+            "in_sync_lag",
+            "verify",
+        ]
+        .iter()
+        .any(|k| plan.prior.get(k) != plan.planned.get(k));
         if (!finished && running < wanted) || config_changed {
-            for computed in ["state", "workers_running", "records_copied", "bytes_copied", "lag", "groups_translated", "verification", "completed_at"] {
+            for computed in [
+                "state",
+                "workers_running",
+                "topics_copied",
+                "records_copied",
+                "bytes_copied",
+                "lag",
+                "groups_translated",
+                "verification",
+                "completed_at",
+            ] {
                 plan.planned.set(computed, Value::Unknown);
             }
         }
     }
 
-    async fn create(&self, provider: &ProviderState, planned: &Value, diags: &mut Diagnostics) -> Value {
-        let Some(run) = Run::prepare(planned, diags).await else { return Value::Null };
+    async fn create(
+        &self,
+        provider: &ProviderState,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let Some(run) = Run::prepare(planned, diags).await else {
+            return Value::Null;
+        };
         let _ = provider;
         let mut state = planned.clone();
         state.set("run_id", Value::string(&run.spec.run_id));
         state.set("id", Value::string(&run.spec.run_id));
         state.set("started_at", Value::string(now_rfc3339()));
-        run.start_and_wait(planned, &mut state, "create", diags).await;
+        run.start_and_wait(planned, &mut state, "create", diags)
+            .await;
         if diags.has_errors() {
             // Not saved: the next apply runs create again, which adopts the same run (same run id,
             // workers already running are kept) instead of starting over.
@@ -177,8 +229,15 @@ impl Resource for MirrorResource {
         state
     }
 
-    async fn read(&self, _provider: &ProviderState, state: &Value, diags: &mut Diagnostics) -> Value {
-        let Some(run) = Run::prepare(state, diags).await else { return state.clone() };
+    async fn read(
+        &self,
+        _provider: &ProviderState,
+        state: &Value,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let Some(run) = Run::prepare(state, diags).await else {
+            return state.clone();
+        };
         let mut next = state.clone();
         match run.status().await {
             Ok(status) => run.fill(&mut next, &status),
@@ -188,18 +247,33 @@ impl Resource for MirrorResource {
         next
     }
 
-    async fn update(&self, _provider: &ProviderState, prior: &Value, planned: &Value, diags: &mut Diagnostics) -> Value {
-        let Some(run) = Run::prepare(planned, diags).await else { return prior.clone() };
+    async fn update(
+        &self,
+        _provider: &ProviderState,
+        prior: &Value,
+        planned: &Value,
+        diags: &mut Diagnostics,
+    ) -> Value {
+        let Some(run) = Run::prepare(planned, diags).await else {
+            return prior.clone();
+        };
         let mut state = planned.clone();
         state.set("started_at", prior.get("started_at").clone());
-        let spec_changed = ["topics", "topics_regex", "exclude_regex", "consumer_groups_regex", "in_sync_lag"]
-            .iter()
-            .any(|k| prior.get(k) != planned.get(k));
+        let spec_changed = [
+            "topics",
+            "topics_regex",
+            "exclude_regex",
+            "consumer_groups_regex",
+            "in_sync_lag",
+        ]
+        .iter()
+        .any(|k| prior.get(k) != planned.get(k));
         if spec_changed {
             // Workers read the spec at start: restart them on the new one (they resume).
             let _ = run.launcher.stop_all(Duration::from_secs(60));
         }
-        run.start_and_wait(planned, &mut state, "update", diags).await;
+        run.start_and_wait(planned, &mut state, "update", diags)
+            .await;
         if diags.has_errors() {
             return prior.clone();
         }
@@ -207,19 +281,45 @@ impl Resource for MirrorResource {
     }
 
     async fn delete(&self, _provider: &ProviderState, prior: &Value, diags: &mut Diagnostics) {
-        let Some(run) = Run::prepare(prior, diags).await else { return };
+        let Some(run) = Run::prepare(prior, diags).await else {
+            return;
+        };
         let within = timeouts::get(prior, "delete", DEFAULT_TIMEOUT);
         if run.spec.mode == Mode::Continuous && run.launcher.running() > 0 {
-            // Cutover: producers on the source are stopped; drain the lag, then stop.
+            // Cutover: producers on the source are stopped. Everything up to the source's end
+            // offsets now must be copied before the workers stop.
+            let ends = match run.source_end_offsets().await {
+                Ok(e) => e,
+                Err(e) => return diags.error("Cannot read the source end offsets", e),
+            };
             let deadline = Instant::now() + within;
             loop {
                 match run.status().await {
-                    Ok(s) if s.lag == 0 && s.live_workers > 0 => break,
-                    Ok(s) => tracing::info!(lag = s.lag, "draining the mirror before stopping it"),
+                    Ok(s) => {
+                        let mut copied: std::collections::HashMap<(String, i32), i64> =
+                            Default::default();
+                        for p in s.workers.iter().flat_map(|w| &w.partitions) {
+                            let e = copied
+                                .entry((p.source_topic.clone(), p.partition))
+                                .or_insert(0);
+                            *e = (*e).max(p.copied_up_to);
+                        }
+                        let behind: i64 = ends
+                            .iter()
+                            .map(|(k, end)| (end - copied.get(k).copied().unwrap_or(0)).max(0))
+                            .sum();
+                        if behind == 0 {
+                            break;
+                        }
+                        tracing::info!(behind, "draining the mirror before stopping it");
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot read status while draining"),
                 }
                 if Instant::now() > deadline {
-                    diags.error("Mirror did not drain", format!("Lag did not reach 0 within {within:?}; the workers keep running."));
+                    diags.error(
+                        "Mirror did not drain",
+                        format!("Lag did not reach 0 within {within:?}; the workers keep running."),
+                    );
                     return;
                 }
                 tokio::time::sleep(POLL_EVERY).await;
@@ -253,7 +353,10 @@ impl Resource for MirrorResource {
         state.set("source", cluster_value(&spec.source));
         state.set("target", cluster_value(&spec.target));
         if !spec.topics.names.is_empty() {
-            state.set("topics", Value::List(spec.topics.names.iter().map(Value::string).collect()));
+            state.set(
+                "topics",
+                Value::List(spec.topics.names.iter().map(Value::string).collect()),
+            );
         }
         if let Some(r) = &spec.topics.include_regex {
             state.set("topics_regex", Value::string(r));
@@ -288,13 +391,24 @@ fn derived_run_id(config: &Value) -> Option<String> {
 
 fn cluster_value(c: &ClusterSpec) -> Value {
     let mut v = Value::empty_object(&connection_block("", true).implied_type());
-    v.set("bootstrap_servers", Value::List(c.bootstrap_servers.iter().map(Value::string).collect()));
+    v.set(
+        "bootstrap_servers",
+        Value::List(c.bootstrap_servers.iter().map(Value::string).collect()),
+    );
     v
 }
 
 fn now_rfc3339() -> String {
     let t = time::OffsetDateTime::now_utc();
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Everything one operation needs: the spec, both connections, and the launcher.
@@ -307,10 +421,19 @@ struct Run {
 
 impl Run {
     async fn prepare(value: &Value, diags: &mut Diagnostics) -> Option<Run> {
-        let resolve = |side: &str, diags: &mut Diagnostics| match parse(value.get(side), Origin::ClusterBlock, &AttributePath::root(side), diags) {
+        let resolve = |side: &str, diags: &mut Diagnostics| match parse(
+            value.get(side),
+            Origin::ClusterBlock,
+            &AttributePath::root(side),
+            diags,
+        ) {
             Resolved::Known(c) => Some(c),
             _ => {
-                diags.attribute_error(AttributePath::root(side), "Cluster not known", format!("The {side} block must be known at apply time."));
+                diags.attribute_error(
+                    AttributePath::root(side),
+                    "Cluster not known",
+                    format!("The {side} block must be known at apply time."),
+                );
                 None
             }
         };
@@ -319,12 +442,21 @@ impl Run {
         if diags.has_errors() {
             return None;
         }
-        let run_id = value.get("run_id").as_str().map(str::to_string).or_else(|| derived_run_id(value))?;
+        let run_id = value
+            .get("run_id")
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| derived_run_id(value))?;
         let local = value.get("launcher").get("local");
         let state_dir = PathBuf::from(local.get("state_dir").as_str().unwrap_or(".ferry"));
-        let run_dir = std::path::absolute(state_dir.join(&run_id)).unwrap_or_else(|_| state_dir.join(&run_id));
+        let run_dir = std::path::absolute(state_dir.join(&run_id))
+            .unwrap_or_else(|_| state_dir.join(&run_id));
         if let Err(e) = std::fs::create_dir_all(&run_dir) {
-            diags.attribute_error(AttributePath::root("launcher"), "Cannot create the state directory", format!("{}: {e}", run_dir.display()));
+            diags.attribute_error(
+                AttributePath::root("launcher"),
+                "Cannot create the state directory",
+                format!("{}: {e}", run_dir.display()),
+            );
             return None;
         }
         let spec = match write_spec(value, &run_id, &run_dir, &source, &target) {
@@ -334,7 +466,10 @@ impl Run {
                 return None;
             }
         };
-        let binary = local.get("binary").as_str().map_or_else(default_binary, PathBuf::from);
+        let binary = local
+            .get("binary")
+            .as_str()
+            .map_or_else(default_binary, PathBuf::from);
         let launcher = LocalLauncher {
             spec: run_dir.join("spec.json"),
             run_dir,
@@ -348,13 +483,59 @@ impl Run {
         })
     }
 
+    /// The source's current end offset of every selected partition.
+    async fn source_end_offsets(
+        &self,
+    ) -> Result<std::collections::HashMap<(String, i32), i64>, String> {
+        let admin = Admin::connect(&self.source)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pairs = ferry_mirror::topics::selected(&self.spec, &admin)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let (spec, source) = (self.spec.clone(), self.source.clone());
+        tokio::task::spawn_blocking(move || {
+            let reader: rdkafka::consumer::BaseConsumer = ferry_mirror::clients::reader_config(
+                &source,
+                &format!("{}.provider", spec.worker_group()),
+            )
+            .create()
+            .map_err(|e| e.to_string())?;
+            let mut out = std::collections::HashMap::new();
+            for pair in &pairs {
+                for p in 0..pair.partitions {
+                    let (_, high) = rdkafka::consumer::Consumer::fetch_watermarks(
+                        &reader,
+                        &pair.source,
+                        p,
+                        Duration::from_secs(15),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    out.insert((pair.source.clone(), p), high);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     async fn status(&self) -> Result<RunStatus, String> {
         let (spec, target) = (self.spec.clone(), self.target.clone());
         tokio::task::spawn_blocking(move || {
-            let reader: rdkafka::consumer::BaseConsumer = ferry_mirror::clients::reader_config(&target, &format!("{}.provider", spec.worker_group()))
-                .create()
-                .map_err(|e| e.to_string())?;
-            ferry_mirror::status::read(&reader, &spec.status_topic(), &spec.run_id, Duration::from_secs(15)).map_err(|e| format!("{e:#}"))
+            let reader: rdkafka::consumer::BaseConsumer = ferry_mirror::clients::reader_config(
+                &target,
+                &format!("{}.provider", spec.worker_group()),
+            )
+            .create()
+            .map_err(|e| e.to_string())?;
+            ferry_mirror::status::read(
+                &reader,
+                &spec.status_topic(),
+                &spec.run_id,
+                Duration::from_secs(15),
+            )
+            .map_err(|e| format!("{e:#}"))
         })
         .await
         .map_err(|e| e.to_string())?
@@ -368,7 +549,11 @@ impl Run {
         state.set("lag", Value::int(s.lag));
         let topics = s.report.as_ref().map_or_else(
             || {
-                let mut names: Vec<&str> = s.workers.iter().flat_map(|w| w.partitions.iter().map(|p| p.source_topic.as_str())).collect();
+                let mut names: Vec<&str> = s
+                    .workers
+                    .iter()
+                    .flat_map(|w| w.partitions.iter().map(|p| p.source_topic.as_str()))
+                    .collect();
                 names.sort_unstable();
                 names.dedup();
                 names.len()
@@ -379,10 +564,19 @@ impl Run {
         let translated = s.groups.iter().filter(|g| g.state == "translated").count();
         state.set("groups_translated", Value::int(translated as i64));
         if let Some(r) = &s.report {
-            let t = time::OffsetDateTime::from_unix_timestamp(r.completed_at_ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let t = time::OffsetDateTime::from_unix_timestamp(r.completed_at_ms / 1000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             state.set(
                 "completed_at",
-                Value::string(format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second())),
+                Value::string(format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                    t.year(),
+                    u8::from(t.month()),
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                )),
             );
         } else if state.get("completed_at").is_unknown() {
             state.set("completed_at", Value::Null);
@@ -393,24 +587,49 @@ impl Run {
     }
 
     /// Checks the clusters and topics, starts the workers and polls until done.
-    async fn start_and_wait(&self, config: &Value, state: &mut Value, operation: &str, diags: &mut Diagnostics) {
+    async fn start_and_wait(
+        &self,
+        config: &Value,
+        state: &mut Value,
+        operation: &str,
+        diags: &mut Diagnostics,
+    ) {
         let source_admin = match Admin::connect(&self.source).await {
             Ok(a) => a,
-            Err(e) => return diags.attribute_error(AttributePath::root("source"), "Cannot reach the source cluster", e.to_string()),
+            Err(e) => {
+                return diags.attribute_error(
+                    AttributePath::root("source"),
+                    "Cannot reach the source cluster",
+                    e.to_string(),
+                );
+            }
         };
         if let Err(e) = Admin::connect(&self.target).await {
-            return diags.attribute_error(AttributePath::root("target"), "Cannot reach the target cluster", e.to_string());
+            return diags.attribute_error(
+                AttributePath::root("target"),
+                "Cannot reach the target cluster",
+                e.to_string(),
+            );
         }
         if let Err(e) = ferry_mirror::topics::selected(&self.spec, &source_admin).await {
-            return diags.attribute_error(AttributePath::root("topics"), "Topic selection", format!("{e:#}"));
+            return diags.attribute_error(
+                AttributePath::root("topics"),
+                "Topic selection",
+                format!("{e:#}"),
+            );
         }
         let workers = config.get("workers").as_i64().unwrap_or(1).max(1) as usize;
         if let Err(e) = self.launcher.ensure_running(workers) {
-            return diags.attribute_error(AttributePath::root("launcher"), "Cannot start the workers", e.to_string());
+            return diags.attribute_error(
+                AttributePath::root("launcher"),
+                "Cannot start the workers",
+                e.to_string(),
+            );
         }
         let within = timeouts::get(config, operation, DEFAULT_TIMEOUT);
         let deadline = Instant::now() + within;
         let continuous = self.spec.mode == Mode::Continuous;
+        let started_ms = ferry_mirror::status::now_ms();
         let mut last = RunStatus::default();
         loop {
             tokio::time::sleep(POLL_EVERY).await;
@@ -428,7 +647,20 @@ impl Run {
                 last.bytes_per_second / 1e6,
                 last.eta_seconds.map_or("unknown".to_string(), |e| format!("{e:.0}s"))
             );
-            let done = if continuous { last.state == "in_sync" } else { last.state == "complete" };
+            // Status records older than this apply (a previous run with the same id, killed
+            // workers) prove nothing about the workers just started.
+            let fresh = last.workers.iter().any(|w| w.updated_at_ms >= started_ms);
+            let done = if continuous {
+                fresh && last.state == "in_sync"
+            } else {
+                last.state == "complete"
+            };
+            if crate::provider::stop_requested() {
+                return diags.error(
+                    "Interrupted",
+                    format!("Terraform asked the provider to stop. Run {} keeps running; the next apply picks it up.", self.spec.run_id),
+                );
+            }
             if done {
                 break;
             }
@@ -443,7 +675,10 @@ impl Run {
                 }
                 return diags.error(
                     "ferry-mirror workers stopped before the copy completed",
-                    format!("Last output of the workers:\n{}", self.launcher.log_tail(15)),
+                    format!(
+                        "Last output of the workers:\n{}",
+                        self.launcher.log_tail(15)
+                    ),
                 );
             }
             if Instant::now() > deadline {
@@ -458,7 +693,10 @@ impl Run {
             }
         }
         self.fill(state, &last);
-        state.set("workers_running", Value::int(self.launcher.running() as i64));
+        state.set(
+            "workers_running",
+            Value::int(self.launcher.running() as i64),
+        );
         if !continuous && config.get("verify").as_bool().unwrap_or(true) {
             self.verify_into(state, diags).await;
         } else if state.get("verification").is_unknown() || state.get("verification").is_null() {
@@ -468,21 +706,40 @@ impl Run {
 
     async fn verify_into(&self, state: &mut Value, diags: &mut Diagnostics) {
         let (spec, source, target) = (self.spec.clone(), self.source.clone(), self.target.clone());
-        let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<ferry_mirror::verify::VerifyRow>> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let pairs = rt.block_on(async {
-                let admin = Admin::connect(&source).await?;
-                ferry_mirror::topics::selected(&spec, &admin).await
-            })?;
-            ferry_mirror::verify::verify(&spec, &source, &target, &pairs, Duration::from_secs(30))
-        })
+        let result = tokio::task::spawn_blocking(
+            move || -> anyhow::Result<Vec<ferry_mirror::verify::VerifyRow>> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let pairs = rt.block_on(async {
+                    let admin = Admin::connect(&source).await?;
+                    ferry_mirror::topics::selected(&spec, &admin).await
+                })?;
+                ferry_mirror::verify::verify(
+                    &spec,
+                    &source,
+                    &target,
+                    &pairs,
+                    Duration::from_secs(30),
+                )
+            },
+        )
         .await;
         let rows = match result {
             Ok(Ok(rows)) => rows,
             Ok(Err(e)) => return diags.error("Verification could not run", format!("{e:#}")),
             Err(e) => return diags.error("Verification could not run", e.to_string()),
         };
-        let bad: Vec<String> = rows.iter().filter(|r| !r.ok()).map(|r| format!("{} {}[{}]: {}", r.group, r.source_topic, r.partition, r.result)).collect();
+        let bad: Vec<String> = rows
+            .iter()
+            .filter(|r| !r.ok())
+            .map(|r| {
+                format!(
+                    "{} {}[{}]: {}",
+                    r.group, r.source_topic, r.partition, r.result
+                )
+            })
+            .collect();
         state.set(
             "verification",
             Value::List(
@@ -496,7 +753,10 @@ impl Run {
                         o.set("topic", Value::string(&r.source_topic));
                         o.set("partition", Value::int(r.partition as i64));
                         o.set("source_offset", Value::int(r.source_offset));
-                        o.set("target_offset", r.target_offset.map_or(Value::Null, Value::int));
+                        o.set(
+                            "target_offset",
+                            r.target_offset.map_or(Value::Null, Value::int),
+                        );
                         o.set("result", Value::string(&r.result));
                         o
                     })
@@ -504,21 +764,35 @@ impl Run {
             ),
         );
         if !bad.is_empty() {
-            diags.attribute_error(AttributePath::root("verify"), "Verification found mismatches", bad.join("\n"));
+            diags.attribute_error(
+                AttributePath::root("verify"),
+                "Verification found mismatches",
+                bad.join("\n"),
+            );
         }
     }
 
     /// After a continuous mirror stops: translate the groups one last time and verify.
     async fn final_translation(&self, prior: &Value, diags: &mut Diagnostics) {
         let (spec, source, target) = (self.spec.clone(), self.source.clone(), self.target.clone());
-        let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<ferry_mirror::groups::GroupResult>> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let pairs = rt.block_on(async {
-                let admin = Admin::connect(&source).await?;
-                ferry_mirror::topics::selected(&spec, &admin).await
-            })?;
-            ferry_mirror::groups::translate_all(&spec, &source, &target, &pairs, Duration::from_secs(30))
-        })
+        let result = tokio::task::spawn_blocking(
+            move || -> anyhow::Result<Vec<ferry_mirror::groups::GroupResult>> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let pairs = rt.block_on(async {
+                    let admin = Admin::connect(&source).await?;
+                    ferry_mirror::topics::selected(&spec, &admin).await
+                })?;
+                ferry_mirror::groups::translate_all(
+                    &spec,
+                    &source,
+                    &target,
+                    &pairs,
+                    Duration::from_secs(30),
+                )
+            },
+        )
         .await;
         match result {
             Ok(Ok(groups)) => {
@@ -537,19 +811,38 @@ impl Run {
 }
 
 /// Builds the spec from the configuration and writes it (and the secrets, 0600) to the run dir.
-fn write_spec(value: &Value, run_id: &str, run_dir: &std::path::Path, source: &ConnectionConfig, target: &ConnectionConfig) -> Result<Spec, String> {
+fn write_spec(
+    value: &Value,
+    run_id: &str,
+    run_dir: &std::path::Path,
+    source: &ConnectionConfig,
+    target: &ConnectionConfig,
+) -> Result<Spec, String> {
     let cluster = |side: &str, c: &ConnectionConfig| -> Result<ClusterSpec, String> {
         let secret_file = |name: &str, contents: &str| -> Result<PathBuf, String> {
             let path = run_dir.join(format!("{side}.{name}"));
-            write_private(&path, contents).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            write_private(&path, contents)
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
             Ok(path)
         };
         let tls = match &c.tls {
             None => None,
             Some(t) => Some(TlsSpec {
-                ca_file: t.ca_pem.as_deref().map(|p| secret_file("ca.pem", p)).transpose()?,
-                client_cert_file: t.client_cert_pem.as_deref().map(|p| secret_file("cert.pem", p)).transpose()?,
-                client_key_file: t.client_key_pem.as_ref().map(|k| secret_file("key.pem", k.expose())).transpose()?,
+                ca_file: t
+                    .ca_pem
+                    .as_deref()
+                    .map(|p| secret_file("ca.pem", p))
+                    .transpose()?,
+                client_cert_file: t
+                    .client_cert_pem
+                    .as_deref()
+                    .map(|p| secret_file("cert.pem", p))
+                    .transpose()?,
+                client_key_file: t
+                    .client_key_pem
+                    .as_ref()
+                    .map(|k| secret_file("key.pem", k.expose()))
+                    .transpose()?,
                 insecure_skip_verify: t.insecure_skip_verify,
             }),
         };
@@ -569,7 +862,13 @@ fn write_spec(value: &Value, run_id: &str, run_dir: &std::path::Path, source: &C
             timeout_seconds: Some(c.timeout.as_secs().max(1)),
         })
     };
-    let strings = |v: &Value| -> Vec<String> { v.as_list().unwrap_or_default().iter().filter_map(|s| s.as_str().map(str::to_string)).collect() };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_list()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
     let spec = Spec {
         version: ferry_mirror::spec::SPEC_VERSION,
         run_id: run_id.to_string(),
@@ -580,8 +879,15 @@ fn write_spec(value: &Value, run_id: &str, run_dir: &std::path::Path, source: &C
             include_regex: value.get("topics_regex").as_str().map(str::to_string),
             exclude_regex: value.get("exclude_regex").as_str().map(str::to_string),
         },
-        topic_name_prefix: value.get("topic_name_prefix").as_str().unwrap_or_default().to_string(),
-        consumer_groups_regex: value.get("consumer_groups_regex").as_str().map(str::to_string),
+        topic_name_prefix: value
+            .get("topic_name_prefix")
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        consumer_groups_regex: value
+            .get("consumer_groups_regex")
+            .as_str()
+            .map(str::to_string),
         mode: match value.get("mode").as_str() {
             Some("continuous") => Mode::Continuous,
             _ => Mode::UntilCaughtUp,
@@ -595,6 +901,7 @@ fn write_spec(value: &Value, run_id: &str, run_dir: &std::path::Path, source: &C
     };
     spec.validate().map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(&spec).map_err(|e| e.to_string())?;
-    std::fs::write(run_dir.join("spec.json"), text).map_err(|e| format!("writing the spec: {e}"))?;
+    std::fs::write(run_dir.join("spec.json"), text)
+        .map_err(|e| format!("writing the spec: {e}"))?;
     Ok(spec)
 }
