@@ -483,16 +483,21 @@ impl Run {
         })
     }
 
+    /// The selected source topics and their target names.
+    async fn pairs(&self) -> Result<Vec<ferry_mirror::topics::TopicPair>, String> {
+        let admin = Admin::connect(&self.source)
+            .await
+            .map_err(|e| e.to_string())?;
+        ferry_mirror::topics::selected(&self.spec, &admin)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+
     /// The source's current end offset of every selected partition.
     async fn source_end_offsets(
         &self,
     ) -> Result<std::collections::HashMap<(String, i32), i64>, String> {
-        let admin = Admin::connect(&self.source)
-            .await
-            .map_err(|e| e.to_string())?;
-        let pairs = ferry_mirror::topics::selected(&self.spec, &admin)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
+        let pairs = self.pairs().await?;
         let (spec, source) = (self.spec.clone(), self.source.clone());
         tokio::task::spawn_blocking(move || {
             let reader: rdkafka::consumer::BaseConsumer = ferry_mirror::clients::reader_config(
@@ -705,25 +710,14 @@ impl Run {
     }
 
     async fn verify_into(&self, state: &mut Value, diags: &mut Diagnostics) {
+        let pairs = match self.pairs().await {
+            Ok(p) => p,
+            Err(e) => return diags.error("Verification could not run", e),
+        };
         let (spec, source, target) = (self.spec.clone(), self.source.clone(), self.target.clone());
-        let result = tokio::task::spawn_blocking(
-            move || -> anyhow::Result<Vec<ferry_mirror::verify::VerifyRow>> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                let pairs = rt.block_on(async {
-                    let admin = Admin::connect(&source).await?;
-                    ferry_mirror::topics::selected(&spec, &admin).await
-                })?;
-                ferry_mirror::verify::verify(
-                    &spec,
-                    &source,
-                    &target,
-                    &pairs,
-                    Duration::from_secs(30),
-                )
-            },
-        )
+        let result = tokio::task::spawn_blocking(move || {
+            ferry_mirror::verify::verify(&spec, &source, &target, &pairs, Duration::from_secs(30))
+        })
         .await;
         let rows = match result {
             Ok(Ok(rows)) => rows,
@@ -774,25 +768,20 @@ impl Run {
 
     /// After a continuous mirror stops: translate the groups one last time and verify.
     async fn final_translation(&self, prior: &Value, diags: &mut Diagnostics) {
+        let pairs = match self.pairs().await {
+            Ok(p) => p,
+            Err(e) => return diags.error("Final group translation failed", e),
+        };
         let (spec, source, target) = (self.spec.clone(), self.source.clone(), self.target.clone());
-        let result = tokio::task::spawn_blocking(
-            move || -> anyhow::Result<Vec<ferry_mirror::groups::GroupResult>> {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                let pairs = rt.block_on(async {
-                    let admin = Admin::connect(&source).await?;
-                    ferry_mirror::topics::selected(&spec, &admin).await
-                })?;
-                ferry_mirror::groups::translate_all(
-                    &spec,
-                    &source,
-                    &target,
-                    &pairs,
-                    Duration::from_secs(30),
-                )
-            },
-        )
+        let result = tokio::task::spawn_blocking(move || {
+            ferry_mirror::groups::translate_all(
+                &spec,
+                &source,
+                &target,
+                &pairs,
+                Duration::from_secs(30),
+            )
+        })
         .await;
         match result {
             Ok(Ok(groups)) => {
