@@ -39,11 +39,13 @@ def unique(name):
 
 
 def sample_records(n, partitions):
+    # Recent timestamps: records older than a topic's retention.ms are deleted by the broker.
+    base = int(time.time() * 1000) - 3_600_000
     for i in range(n):
         key = None if i % 7 == 0 else f"key-{i % 500}".encode()
         value = None if i % 11 == 0 else (f"value-{i}-" + "x" * (i % 300)).encode()
         headers = [("trace", f"t{i}".encode()), ("empty", None)] if i % 3 == 0 else None
-        yield i % partitions, key, value, headers, 1_700_000_000_000 + i
+        yield i % partitions, key, value, headers, base + i
 
 
 def test_copy_is_exact_and_groups_translate(clusters, tmp_path):
