@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, peer
+from conftest import REPO, Kafka, peer
 from mirror_util import (
     MIRROR,
     commit_group,
@@ -281,3 +281,43 @@ def test_group_with_members_on_the_target_is_left_alone(clusters, tmp_path):
         assert [g["state"] for g in report["groups"]] == ["active_on_target"]
     finally:
         member.close()
+
+
+def test_compaction_gaps_translate_exactly(clusters, tmp_path):
+    """The log cleaner removes superseded records, leaving holes in the source offsets; groups
+    committed inside the holes must resume on the target at the next surviving record."""
+    a, b = clusters
+    topic = unique("compacted")
+    create_topic(a, topic, 1, {
+        "cleanup.policy": "compact", "segment.ms": "200", "min.cleanable.dirty.ratio": "0.001",
+        "min.compaction.lag.ms": "0", "delete.retention.ms": "0",
+    })
+    base = int(time.time() * 1000)
+    # Ten keys written over and over: almost every early offset is superseded.
+    for round_ in range(40):
+        produce(a, topic, [(0, f"k{i}".encode(), f"v{round_}-{i}".encode() + b"x" * 200, None, base + round_ * 10 + i) for i in range(10)])
+    deadline = time.monotonic() + 120
+    offsets = []
+    while time.monotonic() < deadline:
+        produce(a, topic, [(0, f"tick-{time.monotonic_ns()}".encode(), b"t", None, None)])  # lets segments roll
+        offsets = [r[0] for r in read_partition(a, topic, 0)]
+        if len(offsets) < max(offsets) / 2:
+            break
+        time.sleep(3)
+    assert len(offsets) < max(offsets) / 2, f"the log cleaner did not compact {topic} within 120 s"
+    # Freeze both sides: no more cleaning on the source, none at all on the target.
+    Kafka(a).set_config(topic, "cleanup.policy", "delete")
+    create_topic(b, topic, 1, {"cleanup.policy": "delete", "retention.ms": "-1"})
+    offsets = [r[0] for r in read_partition(a, topic, 0)]
+    holes = [o for o in range(0, offsets[-1]) if o not in set(offsets)]
+    group_offsets = {f"compact-g{i}": o for i, o in enumerate([holes[0], holes[len(holes) // 2], holes[-1], offsets[-1] + 1])}
+    for g, o in group_offsets.items():
+        commit_group(a, g, topic, {0: o})
+    spec = write_spec(tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic]}, consumer_groups_regex="compact-g.*")
+    report = json.loads(mirror("run", "--spec", str(spec)).stdout)
+    assert {g["state"] for g in report["groups"]} == {"translated"}
+    source, target = read_partition(a, topic, 0), read_partition(b, topic, 0)
+    for g, c in group_offsets.items():
+        t = committed(b, g, topic, 1)[0]
+        assert contents([r for r in target if r[0] >= t]) == contents([r for r in source if r[0] >= c]), g
+    assert "0 mismatch(es)" in mirror("verify", "--spec", str(spec)).stdout
