@@ -166,11 +166,18 @@ pub fn read(
         match reader.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 position = m.offset();
-                if let (Some(k), Some(v)) = (m.key(), m.payload()) {
-                    records.insert(
-                        String::from_utf8_lossy(k).into_owned(),
-                        String::from_utf8_lossy(v).into_owned(),
-                    );
+                match (m.key(), m.payload()) {
+                    (Some(k), Some(v)) => {
+                        records.insert(
+                            String::from_utf8_lossy(k).into_owned(),
+                            String::from_utf8_lossy(v).into_owned(),
+                        );
+                    }
+                    // A tombstone withdraws the key (e.g. the report of a run that was extended).
+                    (Some(k), None) => {
+                        records.remove(String::from_utf8_lossy(k).as_ref());
+                    }
+                    _ => {}
                 }
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
@@ -179,6 +186,26 @@ pub fn read(
         }
     }
     Ok(RunStatus::from_records(run_id, records))
+}
+
+/// Withdraws a run's final report and group results, so a run that was extended (more topics)
+/// reads as running again until its workers finish the new work.
+pub fn withdraw_report(
+    producer: &rdkafka::producer::BaseProducer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<()> {
+    use rdkafka::producer::{BaseRecord, Producer};
+    for key in ["report", "groups"] {
+        producer
+            .send(BaseRecord::<str, [u8]>::to(topic).partition(0).key(key))
+            .map_err(|(e, _)| e)
+            .context("withdrawing the final report")?;
+    }
+    producer
+        .flush(timeout)
+        .context("withdrawing the final report")?;
+    Ok(())
 }
 
 /// Human-readable summary for `ferry-mirror status`.

@@ -81,6 +81,19 @@ def test_quickstart_copies_translates_and_cleans_up(cli, tmp_path):
     spec_files = list(state_dir.glob("*/spec.json"))
     assert spec_files, "the spec is written to the state dir"
     assert cli.plan().returncode == 0, "a finished mirror plans no changes"
+
+    # Adding a topic extends the same run in place; the apply returns when it is copied too.
+    extra = unique(f"qs-{cli.name}-refunds")
+    create_topic(a, extra, 2)
+    produce(a, extra, sample_records(1000, 2))
+    quickstart(cli, topics + [extra], state_dir)
+    plan = cli.plan()
+    assert plan.returncode == 2 and "will be updated in-place" in plan.output, plan.output
+    cli.apply()
+    out = json.loads(cli.run("output", "-json", "report").stdout)
+    assert out["state"] == "complete", out
+    for p in range(2):
+        assert contents(read_partition(b, extra, p)) == contents(read_partition(a, extra, p))
     cli.destroy()
     assert worker_pids(state_dir) == []
 

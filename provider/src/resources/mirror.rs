@@ -271,6 +271,11 @@ impl Resource for MirrorResource {
         if spec_changed {
             // Workers read the spec at start: restart them on the new one (they resume).
             let _ = run.launcher.stop_all(Duration::from_secs(60));
+            // A finished run that gains work must not read as complete from its old report.
+            if let Err(e) = run.withdraw_report().await {
+                diags.error("Cannot reopen the run", e);
+                return prior.clone();
+            }
         }
         run.start_and_wait(planned, &mut state, "update", diags)
             .await;
@@ -481,6 +486,24 @@ impl Run {
             target,
             launcher: Box::new(launcher),
         })
+    }
+
+    async fn withdraw_report(&self) -> Result<(), String> {
+        let (spec, target) = (self.spec.clone(), self.target.clone());
+        tokio::task::spawn_blocking(move || {
+            let producer: rdkafka::producer::BaseProducer =
+                ferry_mirror::clients::target_producer_config(&spec, &target, None)
+                    .create()
+                    .map_err(|e| e.to_string())?;
+            ferry_mirror::status::withdraw_report(
+                &producer,
+                &spec.status_topic(),
+                Duration::from_secs(30),
+            )
+            .map_err(|e| format!("{e:#}"))
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// The selected source topics and their target names.
