@@ -103,7 +103,7 @@ EOF
 }
 chmod +x "$TF_BIN"
 ln -sfn "$TF_BIN" "$PEERS/bin/terraform"
-tf_ver="$("$PEERS/bin/terraform" version 2>&1 | head -n1)"
+tf_ver="$("$PEERS/bin/terraform" version 2>&1 | sed -n 1p)"
 [[ "$tf_ver" == "Terraform v1.0.3" ]] || {
   echo "install.sh: unexpected terraform version: $tf_ver" >&2
   exit 1
@@ -117,7 +117,7 @@ done_parts+=("terraform ${tf_ver#Terraform }")
 t0=$(now)
 TOFU="$PEERS/bin/tofu"
 want_tofu="OpenTofu ${TOFU_VERSION}"
-if [[ -x "$TOFU" ]] && [[ "$("$TOFU" version 2>/dev/null | head -n1)" == "$want_tofu" ]]; then
+if [[ -x "$TOFU" ]] && [[ "$("$TOFU" version 2>/dev/null | sed -n 1p)" == "$want_tofu" ]]; then
   done_parts+=("tofu $TOFU_VERSION: present")
 else
   dl_json="$(cd / && go mod download -json "github.com/opentofu/opentofu@$TOFU_VERSION")" || {
@@ -136,7 +136,7 @@ else
     -ldflags '-s -w -X github.com/opentofu/opentofu/version.dev=no' ./cmd/tofu"
   mv -f "$TOFU.tmp" "$TOFU"
   rm -rf "$build"
-  got="$("$TOFU" version 2>&1 | head -n1)"
+  got="$("$TOFU" version 2>&1 | sed -n 1p)"
   [[ "$got" == "$want_tofu" ]] || {
     echo "install.sh: unexpected tofu version: $got (wanted $want_tofu)" >&2
     exit 1

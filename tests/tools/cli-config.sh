@@ -7,7 +7,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dir="$1"
 binary="${2:-$REPO/target/debug/terraform-provider-ferry}"
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n 1)"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | sed -n 1p)"
 [ -x "$binary" ] || { echo "cli-config.sh: $binary is missing; run cargo build first" >&2; exit 1; }
 for host in registry.terraform.io registry.opentofu.org; do
   target="$dir/mirror/$host/ferry/ferry/$version/linux_amd64"
