@@ -24,6 +24,14 @@ pub struct MirrorResource;
 const OPERATIONS: [&str; 3] = ["create", "update", "delete"];
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 const POLL_EVERY: Duration = Duration::from_secs(3);
+/// In-place attributes that change the workers' spec (a change restarts them on the new one).
+const SPEC_FIELDS: [&str; 5] = [
+    "topics",
+    "topics_regex",
+    "exclude_regex",
+    "consumer_groups_regex",
+    "in_sync_lag",
+];
 
 fn verification_type() -> Type {
     Type::list(Type::object([
@@ -177,17 +185,10 @@ impl Resource for MirrorResource {
         let wanted = plan.planned.get("workers").as_i64().unwrap_or(1);
         let running = plan.prior.get("workers_running").as_i64().unwrap_or(0);
         let finished = matches!(plan.prior.get("state").as_str(), Some("complete"));
-        let config_changed = [
-            "topics",
-            "topics_regex",
-            "exclude_regex",
-            "consumer_groups_regex",
-            "workers",
-            "in_sync_lag",
-            "verify",
-        ]
-        .iter()
-        .any(|k| plan.prior.get(k) != plan.planned.get(k));
+        let config_changed = SPEC_FIELDS
+            .iter()
+            .chain(&["workers", "verify"])
+            .any(|k| plan.prior.get(k) != plan.planned.get(k));
         if (!finished && running < wanted) || config_changed {
             for computed in [
                 "state",
@@ -259,15 +260,7 @@ impl Resource for MirrorResource {
         };
         let mut state = planned.clone();
         state.set("started_at", prior.get("started_at").clone());
-        let spec_changed = [
-            "topics",
-            "topics_regex",
-            "exclude_regex",
-            "consumer_groups_regex",
-            "in_sync_lag",
-        ]
-        .iter()
-        .any(|k| prior.get(k) != planned.get(k));
+        let spec_changed = SPEC_FIELDS.iter().any(|k| prior.get(k) != planned.get(k));
         if spec_changed {
             // Workers read the spec at start: restart them on the new one (they resume).
             let _ = run.launcher.stop_all(Duration::from_secs(60));
@@ -403,8 +396,8 @@ fn cluster_value(c: &ClusterSpec) -> Value {
     v
 }
 
-fn now_rfc3339() -> String {
-    let t = time::OffsetDateTime::now_utc();
+/// RFC 3339 in UTC, to the second.
+fn rfc3339(t: time::OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         t.year(),
@@ -414,6 +407,10 @@ fn now_rfc3339() -> String {
         t.minute(),
         t.second()
     )
+}
+
+fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
 }
 
 /// Everything one operation needs: the spec, both connections, and the launcher.
@@ -594,18 +591,7 @@ impl Run {
         if let Some(r) = &s.report {
             let t = time::OffsetDateTime::from_unix_timestamp(r.completed_at_ms / 1000)
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            state.set(
-                "completed_at",
-                Value::string(format!(
-                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                    t.year(),
-                    u8::from(t.month()),
-                    t.day(),
-                    t.hour(),
-                    t.minute(),
-                    t.second()
-                )),
-            );
+            state.set("completed_at", Value::string(rfc3339(t)));
         } else if state.get("completed_at").is_unknown() {
             state.set("completed_at", Value::Null);
         }
