@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PEERS := tests/peers
 PY := $(CURDIR)/.peers/venv/bin/python
 
-.PHONY: demo test install-peers peers stop-peers build lint unit e2e bench-mirror
+.PHONY: demo test install-peers peers stop-peers build lint unit e2e bench-mirror docs docs-check
 
 ## Installs Kafka jars, Terraform 1.0.3, OpenTofu, moto and Python test tools into .peers/.
 install-peers:
@@ -23,6 +23,17 @@ build:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(MAKE) docs-check
+
+## Rewrites the generated reference sections of docs/ from `terraform providers schema -json`.
+docs: install-peers
+	cargo build -p terraform-provider-ferry
+	$(PY) tests/tools/schema_docs.py
+
+## Fails when a generated section of docs/ is stale or a resource has no page (part of lint).
+docs-check: install-peers
+	cargo build -p terraform-provider-ferry
+	$(PY) tests/tools/schema_docs.py --check
 
 unit:
 	cargo test --workspace
