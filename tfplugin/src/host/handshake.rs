@@ -18,16 +18,17 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn message(&self) -> String {
+    pub fn message(&self, info: &super::PluginInfo) -> String {
+        let binary = format!("terraform-provider-{}", info.name);
         match self {
             Refusal::NotLaunchedByTerraform => format!(
-                "This is terraform-provider-ferry {}, a plugin for Terraform and OpenTofu. \
+                "This is {binary} {}, a plugin for Terraform and OpenTofu. \
                  It is not meant to be run directly: declare it in your configuration \
-                 (required_providers {{ ferry = {{ source = \"ferry/ferry\" }} }}) and run `terraform init`.",
-                env!("CARGO_PKG_VERSION")
+                 (required_providers {{ {} = {{ source = \"{}\" }} }}) and run `terraform init`.",
+                info.version, info.name, info.source_address
             ),
             Refusal::ProtocolNotOffered(offered) => format!(
-                "terraform-provider-ferry speaks plugin protocol {APP_PROTOCOL_VERSION}, but this client offers \
+                "{binary} speaks plugin protocol {APP_PROTOCOL_VERSION}, but this client offers \
                  only {offered:?}. Use Terraform 1.0 or later, or any OpenTofu release."
             ),
         }
@@ -68,7 +69,13 @@ mod tests {
             check(Some("wrong"), None),
             Err(Refusal::NotLaunchedByTerraform)
         );
-        assert!(Refusal::NotLaunchedByTerraform.message().contains("plugin"));
+        let info = super::super::PluginInfo {
+            name: "demo",
+            version: "1.2.3",
+            source_address: "example/demo",
+        };
+        let text = Refusal::NotLaunchedByTerraform.message(&info);
+        assert!(text.contains("terraform-provider-demo 1.2.3") && text.contains("example/demo"));
     }
 
     #[test]

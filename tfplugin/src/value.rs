@@ -209,6 +209,32 @@ impl Value {
         )
     }
 
+    /// The value as HCL would write it, for docs and messages.
+    pub fn render_hcl(&self) -> String {
+        match self {
+            Value::Null => "null".into(),
+            Value::Unknown => "(known after apply)".into(),
+            Value::Bool(b) => b.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => format!("{s:?}"),
+            Value::List(items) | Value::Set(items) => format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(Value::render_hcl)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Value::Map(m) | Value::Object(m) => format!(
+                "{{ {} }}",
+                m.iter()
+                    .map(|(k, v)| format!("{k} = {}", v.render_hcl()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
     /// A null object shaped like `ty`'s attributes, for building state from scratch.
     pub fn empty_object(ty: &Type) -> Value {
         match ty {

@@ -17,7 +17,10 @@ use tonic::transport::server::Connected;
 use super::handshake;
 use super::services::{Broker, Controller, Shutdown, Stdio};
 use super::tls;
-use crate::grpc::ProviderService;
+use super::intent::Intent;
+use crate::adapter::ProviderService;
+use crate::context::StopSignal;
+use crate::resource::Provider;
 
 /// A connection after the TLS handshake (or a plain one when AutoMTLS is off).
 enum PluginIo {
@@ -113,7 +116,20 @@ fn accept_loop(
 }
 
 /// Runs the plugin until the client asks it to stop.
-pub async fn serve(client_cert_pem: Option<String>) -> Result<()> {
+pub async fn serve<P: Provider>(provider: P, client_cert_pem: Option<String>) -> Result<()> {
+    // The CLI's process group gets Ctrl-C (or a CI abort) too. Dying on it would lose the
+    // results of in-flight applies; the CLI stops us itself (StopProvider, then Shutdown or
+    // Kill), so SIGINT is only noted.
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        while interrupts.recv().await.is_some() {
+            tracing::info!("SIGINT received; waiting for the CLI to stop in-flight operations");
+        }
+    });
+    let intent = Intent::of_parent();
+    tracing::debug!(?intent, "CLI intent");
+
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("listening on loopback")?;
@@ -136,7 +152,7 @@ pub async fn serve(client_cert_pem: Option<String>) -> Result<()> {
         .await;
 
     let shutdown = Shutdown::default();
-    let provider = ProviderServer::new(ProviderService::default())
+    let provider = ProviderServer::new(ProviderService::new(provider, StopSignal::default(), intent))
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
 
@@ -170,8 +186,7 @@ pub async fn serve(client_cert_pem: Option<String>) -> Result<()> {
     let interrupted = async move {
         tokio::select! {
             _ = stop.wait() => {}
-            // Terraform forwards Ctrl-C to the whole process group; StopProvider handles
-            // in-flight work, so an interrupt alone does not end the server.
+            // SIGTERM is a request to end; SIGINT is not (see above).
             _ = terminate_signal() => {}
         }
     };

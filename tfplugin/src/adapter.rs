@@ -1,19 +1,21 @@
-//! The tfplugin6 `Provider` service: decodes requests, calls the framework traits, encodes
-//! answers. This is the only module that knows the protocol's message shapes.
+//! The tfplugin6 `Provider` service: decodes requests, calls the provider's resources through
+//! their erased forms, encodes answers. This is the only module that knows the protocol's
+//! message shapes; it knows nothing of any provider's domain.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use ferry_proto::tfplugin6 as tf;
 use tf::provider_server::Provider as ProviderRpc;
 use tonic::{Request, Response, Status};
 
-use crate::framework::diagnostics::{Diagnostic, PathStep, Severity};
-use crate::framework::schema::{Block, Nesting};
-use crate::framework::{
-    AttributePath, DataSource, Diagnostics, Plan, Resource, Schema, Type, Value, codec, plan,
-};
-use crate::provider::{self, ProviderState};
+use crate::context::{Ctx, StopSignal};
+use crate::diagnostics::{Diagnostic, PathStep, Severity};
+use crate::host::intent::Intent;
+use crate::model::Model;
+use crate::resource::{AnyDataSource, AnyResource, Provider};
+use crate::schema::{Block, Nesting};
+use crate::{AttributePath, Diagnostics, Schema, Type, Value, codec, plan};
 
 /// A schema with its implied value type, computed once.
 struct Typed<T: ?Sized> {
@@ -22,19 +24,23 @@ struct Typed<T: ?Sized> {
     imp: Arc<T>,
 }
 
-pub struct ProviderService {
-    state: Arc<ProviderState>,
+pub struct ProviderService<P: Provider> {
+    provider: Arc<P>,
+    data: RwLock<Option<Arc<P::Data>>>,
+    stop: StopSignal,
+    intent: Intent,
     provider_schema: Schema,
     provider_type: Type,
-    resources: HashMap<&'static str, Typed<dyn Resource>>,
-    data_sources: HashMap<&'static str, Typed<dyn DataSource>>,
+    resources: HashMap<&'static str, Typed<dyn AnyResource<P::Data>>>,
+    data_sources: HashMap<&'static str, Typed<dyn AnyDataSource<P::Data>>>,
 }
 
-impl Default for ProviderService {
-    fn default() -> Self {
-        let provider_schema = provider::schema();
+impl<P: Provider> ProviderService<P> {
+    pub fn new(provider: P, stop: StopSignal, intent: Intent) -> Self {
+        let provider_schema = provider.schema();
         let provider_type = provider_schema.block.implied_type();
-        let resources = provider::resources()
+        let resources = provider
+            .resources()
             .into_iter()
             .map(|imp| {
                 let schema = imp.schema();
@@ -42,7 +48,8 @@ impl Default for ProviderService {
                 (imp.type_name(), Typed { schema, ty, imp })
             })
             .collect();
-        let data_sources = provider::data_sources()
+        let data_sources = provider
+            .data_sources()
             .into_iter()
             .map(|imp| {
                 let schema = imp.schema();
@@ -51,11 +58,29 @@ impl Default for ProviderService {
             })
             .collect();
         ProviderService {
-            state: Arc::new(ProviderState::default()),
+            provider: Arc::new(provider),
+            data: RwLock::new(None),
+            stop,
+            intent,
             provider_schema,
             provider_type,
             resources,
             data_sources,
+        }
+    }
+
+    /// The context for one request, or an error if the provider was never configured.
+    fn ctx(&self, diags: &mut Diagnostics) -> Option<Ctx<P::Data>> {
+        let data = self.data.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match data {
+            Some(d) => Some(Ctx::new(d, self.stop.clone(), self.intent)),
+            None => {
+                diags.error(
+                    "Provider not configured",
+                    "The CLI called this operation before ConfigureProvider succeeded; check the provider block's diagnostics.",
+                );
+                None
+            }
         }
     }
 }
@@ -63,7 +88,8 @@ impl Default for ProviderService {
 // ---------------------------------------------------------------------------------------------
 // Conversions between framework types and protocol messages.
 
-fn schema_to_proto(schema: &Schema) -> tf::Schema {
+/// A schema as the protocol carries it (descriptions include the schema-level rules).
+pub fn schema_to_proto(schema: &Schema) -> tf::Schema {
     tf::Schema {
         version: schema.version,
         block: Some(block_to_proto(&schema.block, schema.version)),
@@ -80,7 +106,7 @@ fn block_to_proto(block: &Block, version: i64) -> tf::schema::Block {
             .map(|a| tf::schema::Attribute {
                 name: a.name.clone(),
                 r#type: a.ty.to_json().to_string().into_bytes(),
-                description: a.description.clone(),
+                description: a.full_description(),
                 required: a.required,
                 optional: a.optional,
                 computed: a.computed,
@@ -184,34 +210,21 @@ fn unknown_type(kind: &str, name: &str) -> Diagnostics {
     d
 }
 
-impl ProviderService {
-    fn resource(&self, name: &str) -> Result<&Typed<dyn Resource>, Diagnostics> {
+impl<P: Provider> ProviderService<P> {
+    fn resource(&self, name: &str) -> Result<&Typed<dyn AnyResource<P::Data>>, Diagnostics> {
         self.resources
             .get(name)
             .ok_or_else(|| unknown_type("resource", name))
     }
-    fn data_source(&self, name: &str) -> Result<&Typed<dyn DataSource>, Diagnostics> {
+    fn data_source(&self, name: &str) -> Result<&Typed<dyn AnyDataSource<P::Data>>, Diagnostics> {
         self.data_sources
             .get(name)
             .ok_or_else(|| unknown_type("data source", name))
     }
 }
 
-/// Static checks every object gets: deprecations and the `cluster` block's settings.
-fn validate_common(schema: &Schema, config: &Value, diags: &mut Diagnostics) {
-    plan::deprecation_warnings(&schema.block, config, diags);
-    if schema.block.blocks.iter().any(|b| b.name == "cluster") {
-        crate::connection::parse(
-            config.get("cluster"),
-            crate::connection::Origin::ClusterBlock,
-            &AttributePath::root("cluster"),
-            diags,
-        );
-    }
-}
-
 #[tonic::async_trait]
-impl ProviderRpc for ProviderService {
+impl<P: Provider> ProviderRpc for ProviderService<P> {
     async fn get_metadata(
         &self,
         _request: Request<tf::get_metadata::Request>,
@@ -279,12 +292,17 @@ impl ProviderRpc for ProviderService {
             "provider configuration",
             &mut diags,
         );
-        crate::connection::parse(
-            &config,
-            crate::connection::Origin::Provider,
-            &AttributePath::default(),
-            &mut diags,
-        );
+        if !diags.has_errors() {
+            plan::validate(
+                &self.provider_schema.block,
+                &config,
+                &AttributePath::default(),
+                &mut diags,
+            );
+            if let Some(m) = P::Model::decode_or_report(&config, "provider configuration", &mut diags) {
+                self.provider.validate(&m, &mut diags);
+            }
+        }
         Ok(Response::new(tf::validate_provider_config::Response {
             diagnostics: diagnostics_to_proto(&diags),
         }))
@@ -300,8 +318,9 @@ impl ProviderRpc for ProviderService {
             Ok(r) => {
                 let mut diags = Diagnostics::default();
                 let config = decode(req.config.as_ref(), &r.ty, "configuration", &mut diags);
-                validate_common(&r.schema, &config, &mut diags);
-                r.imp.validate(&config, &mut diags);
+                if !diags.has_errors() {
+                    r.imp.validate(&config, &mut diags);
+                }
                 diags
             }
         };
@@ -320,8 +339,9 @@ impl ProviderRpc for ProviderService {
             Ok(ds) => {
                 let mut diags = Diagnostics::default();
                 let config = decode(req.config.as_ref(), &ds.ty, "configuration", &mut diags);
-                validate_common(&ds.schema, &config, &mut diags);
-                ds.imp.validate(&config, &mut diags);
+                if !diags.has_errors() {
+                    ds.imp.validate(&config, &mut diags);
+                }
                 diags
             }
         };
@@ -350,15 +370,22 @@ impl ProviderRpc for ProviderService {
                     );
                     None
                 } else {
-                    match codec::decode_json(&raw.json, &r.ty) {
-                        Ok(v) => {
-                            let v = r.imp.upgrade_state(req.version, v, &mut diags);
-                            encode(&v, &r.ty)
-                        }
-                        Err(e) => {
-                            diags.error("Cannot read stored state", e.to_string());
+                    // Old state is decoded with the schema it was written with.
+                    match r.imp.schema_for_version(req.version) {
+                        None => {
+                            r.imp.upgrade(req.version, Value::Null, &mut diags);
                             None
                         }
+                        Some(ty) => match codec::decode_json(&raw.json, &ty) {
+                            Ok(v) => {
+                                let v = r.imp.upgrade(req.version, v, &mut diags);
+                                encode(&v, &r.ty)
+                            }
+                            Err(e) => {
+                                diags.error("Cannot read stored state", e.to_string());
+                                None
+                            }
+                        },
                     }
                 }
             }
@@ -382,7 +409,13 @@ impl ProviderRpc for ProviderService {
             "provider configuration",
             &mut diags,
         );
-        self.state.configure(&config, &mut diags);
+        if !diags.has_errors()
+            && let Some(m) =
+                P::Model::decode_or_report(&config, "provider configuration", &mut diags)
+            && let Some(data) = self.provider.configure(m, &mut diags).await
+        {
+            *self.data.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(data));
+        }
         Ok(Response::new(tf::configure_provider::Response {
             diagnostics: diagnostics_to_proto(&diags),
         }))
@@ -403,10 +436,12 @@ impl ProviderRpc for ProviderService {
                 let current = decode(req.current_state.as_ref(), &r.ty, "state", &mut diags);
                 if current.is_null() || diags.has_errors() {
                     req.current_state
-                } else {
+                } else if let Some(ctx) = self.ctx(&mut diags) {
                     tracing::debug!(type_name = %req.type_name, "ReadResource");
-                    let next = r.imp.read(&self.state, &current, &mut diags).await;
+                    let next = r.imp.read(&ctx, &current, &mut diags).await;
                     encode(&next, &r.ty)
+                } else {
+                    req.current_state
                 }
             }
         };
@@ -441,24 +476,20 @@ impl ProviderRpc for ProviderService {
             &mut diags,
         );
         let config = decode(req.config.as_ref(), &r.ty, "configuration", &mut diags);
-        let mut p = Plan {
-            prior,
-            config,
-            planned: proposed,
-            requires_replace: Vec::new(),
-        };
+        let mut planned = proposed.clone();
+        let mut requires_replace = Vec::new();
         // A null proposal is a destroy: nothing to plan.
-        if !p.planned.is_null() && !diags.has_errors() {
-            if p.is_create() {
-                plan::mark_computed_unknown(&r.schema.block, &p.config, &mut p.planned);
-            }
-            p.requires_replace = plan::replacement_paths(&r.schema.block, &p.prior, &p.planned);
-            tracing::debug!(type_name = %req.type_name, create = p.is_create(), "PlanResourceChange");
-            r.imp.plan(&self.state, &mut p, &mut diags).await;
+        if !proposed.is_null()
+            && !diags.has_errors()
+            && let Some(ctx) = self.ctx(&mut diags)
+        {
+            tracing::debug!(type_name = %req.type_name, create = prior.is_null(), "PlanResourceChange");
+            (planned, requires_replace) =
+                r.imp.plan(&ctx, &prior, &config, proposed, &mut diags).await;
         }
         Ok(Response::new(tf::plan_resource_change::Response {
-            planned_state: encode(&p.planned, &r.ty),
-            requires_replace: p.requires_replace.iter().map(path_to_proto).collect(),
+            planned_state: encode(&planned, &r.ty),
+            requires_replace: requires_replace.iter().map(path_to_proto).collect(),
             planned_private: req.prior_private,
             diagnostics: diagnostics_to_proto(&diags),
             ..Default::default()
@@ -488,25 +519,30 @@ impl ProviderRpc for ProviderService {
             "planned state",
             &mut diags,
         );
-        let new_state = if diags.has_errors() {
-            prior
-        } else if planned.is_null() {
+        let ctx = if diags.has_errors() {
+            None
+        } else {
+            self.ctx(&mut diags)
+        };
+        let new_state = if let Some(ctx) = ctx {
+            if planned.is_null() {
             tracing::info!(type_name = %req.type_name, "deleting");
-            r.imp.delete(&self.state, &prior, &mut diags).await;
+            r.imp.delete(&ctx, &prior, &mut diags).await;
             // Keep the object in state if deletion failed, so it is not forgotten.
             if diags.has_errors() {
                 prior
             } else {
                 Value::Null
             }
-        } else if prior.is_null() {
-            tracing::info!(type_name = %req.type_name, "creating");
-            r.imp.create(&self.state, &planned, &mut diags).await
+            } else if prior.is_null() {
+                tracing::info!(type_name = %req.type_name, "creating");
+                r.imp.create(&ctx, &planned, &mut diags).await
+            } else {
+                tracing::info!(type_name = %req.type_name, "updating");
+                r.imp.update(&ctx, &prior, &planned, &mut diags).await
+            }
         } else {
-            tracing::info!(type_name = %req.type_name, "updating");
-            r.imp
-                .update(&self.state, &prior, &planned, &mut diags)
-                .await
+            prior
         };
         Ok(Response::new(tf::apply_resource_change::Response {
             new_state: encode(&new_state, &r.ty),
@@ -527,7 +563,10 @@ impl ProviderRpc for ProviderService {
             Err(d) => diags = d,
             Ok(r) => {
                 tracing::info!(type_name = %req.type_name, id = %req.id, "importing");
-                let state = r.imp.import(&self.state, &req.id, &mut diags).await;
+                let state = match self.ctx(&mut diags) {
+                    Some(ctx) => r.imp.import(&ctx, &req.id, &mut diags).await,
+                    None => Value::Null,
+                };
                 if !state.is_null() {
                     imported.push(tf::import_resource_state::ImportedResource {
                         type_name: req.type_name.clone(),
@@ -557,11 +596,12 @@ impl ProviderRpc for ProviderService {
             }
             Ok(ds) => {
                 let config = decode(req.config.as_ref(), &ds.ty, "configuration", &mut diags);
-                if diags.has_errors() {
-                    None
-                } else {
-                    let v = ds.imp.read(&self.state, &config, &mut diags).await;
-                    encode(&v, &ds.ty)
+                match self.ctx(&mut diags) {
+                    Some(ctx) if !diags.has_errors() => {
+                        let v = ds.imp.read(&ctx, &config, &mut diags).await;
+                        encode(&v, &ds.ty)
+                    }
+                    _ => None,
                 }
             }
         };
@@ -577,7 +617,7 @@ impl ProviderRpc for ProviderService {
         _request: Request<tf::stop_provider::Request>,
     ) -> Result<Response<tf::stop_provider::Response>, Status> {
         tracing::info!("Terraform asked the provider to stop; interrupting long waits");
-        provider::request_stop();
+        self.stop.trigger();
         Ok(Response::new(tf::stop_provider::Response::default()))
     }
 }
@@ -587,24 +627,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_schema_converts_and_types_parse_as_json() {
-        let svc = ProviderService::default();
-        for (name, t) in &svc.resources {
-            let p = schema_to_proto(&t.schema);
-            for a in &p.block.as_ref().unwrap().attributes {
-                serde_json::from_slice::<serde_json::Value>(&a.r#type)
-                    .unwrap_or_else(|e| panic!("{name}.{}: {e}", a.name));
-            }
-        }
-        for (name, t) in &svc.data_sources {
-            let p = schema_to_proto(&t.schema);
-            for a in &p.block.as_ref().unwrap().attributes {
-                serde_json::from_slice::<serde_json::Value>(&a.r#type)
-                    .unwrap_or_else(|e| panic!("{name}.{}: {e}", a.name));
-            }
-        }
-        assert!(svc.resources.contains_key("ferry_topic"));
-        assert!(svc.data_sources.contains_key("ferry_topics"));
+    fn schema_converts_with_full_descriptions_and_json_types() {
+        use crate::schema::{Attribute, NestedBlock, Validator};
+        let schema = Schema {
+            version: 2,
+            block: Block::new("r")
+                .attribute(
+                    Attribute::optional("workers", Type::Number)
+                        .describe("Workers.")
+                        .validate(Validator::int_range(1, 64, "Invalid worker count"))
+                        .default(Value::int(1)),
+                )
+                .block(NestedBlock::single(
+                    "inner",
+                    Block::new("").attribute(Attribute::optional("m", Type::map(Type::String))),
+                )),
+        };
+        let p = schema_to_proto(&schema);
+        let block = p.block.unwrap();
+        assert_eq!(block.version, 2);
+        let workers = &block.attributes[0];
+        assert_eq!(workers.description, "Workers. From 1 to 64. Default: `1`.");
+        assert!(workers.optional && workers.computed);
+        let inner = block.block_types[0].block.as_ref().unwrap();
+        let ty: serde_json::Value = serde_json::from_slice(&inner.attributes[0].r#type).unwrap();
+        assert_eq!(ty, serde_json::json!(["map", "string"]));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! level, so `TF_LOG=DEBUG terraform apply` shows ferry's lines where they belong.
 
 use std::io::Write;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value as Json};
 use tracing::field::{Field, Visit};
@@ -11,10 +12,14 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, filter::Targets};
 
-/// The level from TF_LOG_PROVIDER_FERRY, TF_LOG_PROVIDER or TF_LOG (first set wins); INFO
+/// The provider's name, prefixed to every line's `@module`.
+static MODULE: OnceLock<&'static str> = OnceLock::new();
+
+/// The level from TF_LOG_PROVIDER_<NAME>, TF_LOG_PROVIDER or TF_LOG (first set wins); INFO
 /// otherwise. The client filters again, so this only saves work.
-pub fn level_from_env() -> LevelFilter {
-    ["TF_LOG_PROVIDER_FERRY", "TF_LOG_PROVIDER", "TF_LOG"]
+pub fn level_from_env(provider_name: &str) -> LevelFilter {
+    let own = format!("TF_LOG_PROVIDER_{}", provider_name.to_ascii_uppercase());
+    [own.as_str(), "TF_LOG_PROVIDER", "TF_LOG"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
         .and_then(|v| match v.to_ascii_lowercase().as_str() {
@@ -29,10 +34,11 @@ pub fn level_from_env() -> LevelFilter {
         .unwrap_or(LevelFilter::INFO)
 }
 
-pub fn init() {
+pub fn init(provider_name: &'static str) {
+    MODULE.get_or_init(|| provider_name);
     let filter = Targets::new()
-        .with_default(level_from_env())
-        // Dependencies' chatter stays out unless tracing ferry at TRACE.
+        .with_default(level_from_env(provider_name))
+        // Dependencies' chatter stays out.
         .with_target("h2", LevelFilter::WARN)
         .with_target("hyper", LevelFilter::WARN)
         .with_target("rustls", LevelFilter::WARN)
@@ -78,19 +84,11 @@ pub fn hclog_level(level: &Level) -> &'static str {
     }
 }
 
-/// hclog's timestamp shape: RFC 3339 with microseconds.
+/// hclog's timestamp shape: RFC 3339 in UTC.
 fn timestamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.microsecond()
-    )
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 pub fn format_event(level: &Level, target: &str, mut fields: Map<String, Json>) -> String {
@@ -104,7 +102,11 @@ pub fn format_event(level: &Level, target: &str, mut fields: Map<String, Json>) 
     line.insert("@message".into(), Json::from(message));
     line.insert(
         "@module".into(),
-        Json::from(format!("ferry.{}", target.replace("::", "."))),
+        Json::from(format!(
+            "{}.{}",
+            MODULE.get().copied().unwrap_or("provider"),
+            target.replace("::", ".")
+        )),
     );
     line.insert("@timestamp".into(), Json::from(timestamp()));
     line.extend(fields);
@@ -136,7 +138,12 @@ mod tests {
         assert_eq!(parsed["@level"], "debug");
         assert_eq!(parsed["@message"], "creating topic");
         assert_eq!(parsed["topic"], "orders");
-        assert_eq!(parsed["@module"], "ferry.terraform_provider_ferry.grpc");
+        assert!(
+            parsed["@module"]
+                .as_str()
+                .unwrap()
+                .ends_with(".terraform_provider_ferry.grpc")
+        );
         assert!(parsed["@timestamp"].as_str().unwrap().ends_with('Z'));
     }
 }
