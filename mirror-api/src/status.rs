@@ -1,0 +1,356 @@
+//! The records of a run's status topic (`Spec::status_topic`, compacted, one partition), and
+//! the fold that turns them into one view of the run.
+//!
+//! Keys: `worker/<id>` holds a [`WorkerStatus`], [`GROUPS_KEY`] the last `Vec<GroupResult>`,
+//! [`REPORT_KEY`] the [`FinalReport`]; a tombstone withdraws a key. Readers are tolerant:
+//! missing fields take defaults and unknown fields are ignored, so workers of neighbouring
+//! releases can share a topic.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::groups::GroupResult;
+
+/// Prefix of the key of each worker's latest status.
+pub const WORKER_KEY_PREFIX: &str = "worker/";
+/// Key of the last consumer-group translation (`Vec<GroupResult>`).
+pub const GROUPS_KEY: &str = "groups";
+/// Key of the final report of an `until_caught_up` run.
+pub const REPORT_KEY: &str = "report";
+/// A worker counts as live if it published within this many milliseconds.
+pub const LIVE_WITHIN_MS: i64 = 20_000;
+
+/// The status-topic key of one worker.
+pub fn worker_key(worker_id: &str) -> String {
+    format!("{WORKER_KEY_PREFIX}{worker_id}")
+}
+
+/// What one worker reports about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    #[default]
+    Copying,
+    /// `until_caught_up`: every partition this worker owns reached its goal.
+    CaughtUp,
+    /// `continuous`: this worker's lag is at most `in_sync_lag`.
+    InSync,
+    /// Written by a newer worker; read as still working.
+    #[serde(other)]
+    Unknown,
+}
+
+/// The state of the whole run, folded from every worker's record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// No worker has reported yet.
+    #[default]
+    Provisioning,
+    Copying,
+    /// Every partition reached its goal; the final report is not written yet.
+    CaughtUp,
+    /// `continuous`: every live worker is in sync.
+    InSync,
+    /// The final report is written.
+    Complete,
+    /// Workers reported once, but none within [`LIVE_WITHIN_MS`].
+    Failed,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Provisioning => "provisioning",
+            RunState::Copying => "copying",
+            RunState::CaughtUp => "caught_up",
+            RunState::InSync => "in_sync",
+            RunState::Complete => "complete",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Copying => "copying",
+            WorkerState::CaughtUp => "caught_up",
+            WorkerState::InSync => "in_sync",
+            WorkerState::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PartitionStatus {
+    pub source_topic: String,
+    pub target_topic: String,
+    pub partition: i32,
+    /// Next source offset to copy (everything before it is copied or was never there).
+    pub copied_up_to: i64,
+    /// Source end offset when last looked at.
+    pub end_offset: i64,
+    pub lag: i64,
+    /// `until_caught_up`: the end offset this partition must reach.
+    pub goal: Option<i64>,
+}
+
+/// One worker's latest progress, under [`worker_key`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerStatus {
+    pub worker_id: String,
+    pub run_id: String,
+    pub updated_at_ms: i64,
+    pub state: WorkerState,
+    /// Address serving /metrics, /status and /healthz.
+    pub http: Option<String>,
+    pub records_copied: u64,
+    pub bytes_copied: u64,
+    pub records_per_second: f64,
+    pub bytes_per_second: f64,
+    pub transactions_committed: u64,
+    pub transactions_aborted: u64,
+    pub partitions: Vec<PartitionStatus>,
+    pub errors: Vec<String>,
+}
+
+impl WorkerStatus {
+    pub fn key(&self) -> String {
+        worker_key(&self.worker_id)
+    }
+}
+
+/// Written under [`REPORT_KEY`] when an `until_caught_up` run is complete.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FinalReport {
+    pub run_id: String,
+    pub completed_at_ms: i64,
+    pub topics: Vec<String>,
+    pub partitions: usize,
+    pub records_in_goal: i64,
+    pub groups: Vec<GroupResult>,
+}
+
+/// Everything the status topic says about a run, latest record per key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunStatus {
+    pub run_id: String,
+    pub state: RunState,
+    pub workers: Vec<WorkerStatus>,
+    pub live_workers: usize,
+    pub records_copied: u64,
+    pub bytes_copied: u64,
+    pub records_per_second: f64,
+    pub bytes_per_second: f64,
+    pub lag: i64,
+    pub eta_seconds: Option<f64>,
+    pub groups: Vec<GroupResult>,
+    pub report: Option<FinalReport>,
+}
+
+impl RunStatus {
+    /// Folds the latest value of each status-topic key (tombstoned keys already removed) into
+    /// one view, as of `now_ms`. Records that do not parse are skipped.
+    pub fn from_records(run_id: &str, records: BTreeMap<String, String>, now_ms: i64) -> RunStatus {
+        let mut status = RunStatus {
+            run_id: run_id.to_string(),
+            ..RunStatus::default()
+        };
+        for (key, value) in &records {
+            if key.starts_with(WORKER_KEY_PREFIX) {
+                if let Ok(w) = serde_json::from_str::<WorkerStatus>(value) {
+                    status.workers.push(w);
+                }
+            } else if key == GROUPS_KEY {
+                status.groups = serde_json::from_str(value).unwrap_or_default();
+            } else if key == REPORT_KEY {
+                status.report = serde_json::from_str(value).ok();
+            }
+        }
+        let live: Vec<&WorkerStatus> = status
+            .workers
+            .iter()
+            .filter(|w| now_ms - w.updated_at_ms <= LIVE_WITHIN_MS)
+            .collect();
+        status.live_workers = live.len();
+        // Totals come from every worker record (dead workers' copies still count); rates only
+        // from live ones. Each partition's lag comes from its freshest report.
+        status.records_copied = status.workers.iter().map(|w| w.records_copied).sum();
+        status.bytes_copied = status.workers.iter().map(|w| w.bytes_copied).sum();
+        status.records_per_second = live.iter().map(|w| w.records_per_second).sum();
+        status.bytes_per_second = live.iter().map(|w| w.bytes_per_second).sum();
+        let mut freshest: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
+        for w in &status.workers {
+            for p in &w.partitions {
+                let key = (p.source_topic.as_str(), p.partition);
+                if freshest
+                    .get(&key)
+                    .is_none_or(|(at, _)| *at < w.updated_at_ms)
+                {
+                    freshest.insert(key, (w.updated_at_ms, p.lag));
+                }
+            }
+        }
+        status.lag = freshest.values().map(|(_, lag)| *lag).sum();
+        if status.records_per_second > 0.0 {
+            status.eta_seconds = Some(status.lag as f64 / status.records_per_second);
+        }
+        status.state = if status.report.is_some() {
+            RunState::Complete
+        } else if status.workers.is_empty() {
+            RunState::Provisioning
+        } else if !live.is_empty() && live.iter().all(|w| w.state == WorkerState::InSync) {
+            RunState::InSync
+        } else if live.iter().any(|w| w.state == WorkerState::CaughtUp) && status.lag == 0 {
+            RunState::CaughtUp
+        } else if live.is_empty() {
+            RunState::Failed
+        } else {
+            RunState::Copying
+        };
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::groups::GroupState;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn worker(id: &str, at: i64, copied: u64, lag: i64, state: WorkerState) -> String {
+        serde_json::to_string(&WorkerStatus {
+            worker_id: id.into(),
+            run_id: "r".into(),
+            updated_at_ms: at,
+            state,
+            records_copied: copied,
+            records_per_second: 10.0,
+            partitions: vec![PartitionStatus {
+                source_topic: "t".into(),
+                partition: 0,
+                lag,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn totals_add_up_and_lag_comes_from_the_freshest_report() {
+        let records = BTreeMap::from([
+            (
+                worker_key("a"),
+                worker("a", NOW - 60_000, 100, 50, WorkerState::Copying),
+            ),
+            (
+                worker_key("b"),
+                worker("b", NOW, 30, 5, WorkerState::Copying),
+            ),
+        ]);
+        let s = RunStatus::from_records("r", records, NOW);
+        assert_eq!(s.records_copied, 130);
+        assert_eq!(s.lag, 5);
+        assert_eq!(s.live_workers, 1);
+        assert_eq!(
+            s.records_per_second, 10.0,
+            "only live workers count toward the rate"
+        );
+        assert_eq!(s.state, RunState::Copying);
+        assert_eq!(s.eta_seconds, Some(0.5));
+    }
+
+    #[test]
+    fn states_fold_from_the_workers() {
+        let fold = |workers: &[(&str, i64, i64, WorkerState)]| {
+            let records = workers
+                .iter()
+                .map(|(id, at, lag, st)| (worker_key(id), worker(id, *at, 1, *lag, *st)))
+                .collect();
+            RunStatus::from_records("r", records, NOW).state
+        };
+        assert_eq!(fold(&[]), RunState::Provisioning);
+        assert_eq!(
+            fold(&[
+                ("a", NOW, 0, WorkerState::InSync),
+                ("b", NOW, 3, WorkerState::InSync)
+            ]),
+            RunState::InSync
+        );
+        assert_eq!(
+            fold(&[("a", NOW, 0, WorkerState::CaughtUp)]),
+            RunState::CaughtUp
+        );
+        assert_eq!(
+            fold(&[("a", NOW, 4, WorkerState::CaughtUp)]),
+            RunState::Copying,
+            "caught up needs zero lag"
+        );
+        assert_eq!(
+            fold(&[("a", NOW - LIVE_WITHIN_MS - 1, 0, WorkerState::Copying)]),
+            RunState::Failed
+        );
+        let report = serde_json::to_string(&FinalReport::default()).unwrap();
+        let s =
+            RunStatus::from_records("r", BTreeMap::from([(REPORT_KEY.to_string(), report)]), NOW);
+        assert_eq!(s.state, RunState::Complete);
+    }
+
+    /// Records as today's workers write them (states as snake_case strings) still parse.
+    #[test]
+    fn records_written_by_todays_workers_parse() {
+        let w = r#"{"worker_id":"w1","run_id":"r","updated_at_ms":1700000000000,"state":"caught_up",
+            "http":"127.0.0.1:4000","records_copied":7,"bytes_copied":70,"records_per_second":1.5,
+            "bytes_per_second":15.0,"transactions_committed":2,"transactions_aborted":0,
+            "partitions":[{"source_topic":"t","target_topic":"x.t","partition":0,"copied_up_to":7,
+            "end_offset":7,"lag":0,"goal":7}],"errors":[]}"#;
+        let groups = r#"[{"group":"g","state":"active_on_target","detail":"busy","partitions":[]},
+            {"group":"h","state":"no_offsets","detail":"","partitions":[]}]"#;
+        let s = RunStatus::from_records(
+            "r",
+            BTreeMap::from([
+                ("worker/w1".to_string(), w.to_string()),
+                (GROUPS_KEY.to_string(), groups.to_string()),
+            ]),
+            1_700_000_000_500,
+        );
+        assert_eq!(s.workers[0].state, WorkerState::CaughtUp);
+        assert_eq!(s.state, RunState::CaughtUp);
+        assert_eq!(s.groups[0].state, GroupState::ActiveOnTarget);
+        assert_eq!(s.groups[1].state, GroupState::NoOffsets);
+    }
+
+    #[test]
+    fn states_serialise_as_snake_case_and_unknown_worker_states_are_tolerated() {
+        assert_eq!(
+            serde_json::to_string(&RunState::InSync).unwrap(),
+            "\"in_sync\""
+        );
+        assert_eq!(RunState::CaughtUp.to_string(), "caught_up");
+        let s: WorkerState = serde_json::from_str("\"draining\"").unwrap();
+        assert_eq!(s, WorkerState::Unknown);
+        let json = serde_json::to_value(RunStatus::default()).unwrap();
+        assert_eq!(json["state"], "provisioning");
+    }
+}
