@@ -1,12 +1,6 @@
-//! The ferry Terraform/OpenTofu provider as a library: the binary in main.rs only checks the
-//! handshake environment and calls [`plugin::server::serve`].
+//! The ferry Terraform/OpenTofu provider, one folder per domain: `kafka/` (topics),
+//! `mirror/` (migrations and their workers). The plugin protocol lives in the `tfplugin` crate.
 
-pub mod connection;
-pub mod data_sources;
-pub mod framework;
-pub mod grpc;
-pub mod launcher;
-pub mod plugin;
+pub mod kafka;
+pub mod mirror;
 pub mod provider;
-pub mod resources;
-pub mod topics_common;

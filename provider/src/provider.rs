@@ -1,88 +1,112 @@
 //! The ferry provider itself: its configuration block, its registry of resources and data
-//! sources, and the connections it shares between them.
+//! sources, and the data they share once configured.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use ferry_kafka::{Admin, ConnectionConfig};
+use tfplugin::{AnyDataSource, AnyResource, AttributePath, Diagnostics, Schema, Tf};
 use tokio::sync::Mutex;
 
-use crate::connection::{self, Origin, Resolved};
-use crate::framework::{AttributePath, DataSource, Diagnostics, Resource, Schema, Value};
+use crate::kafka::connection::{self, ConnectionModel, Origin, Resolved};
 
-/// Configured state shared by every request after ConfigureProvider.
-pub struct ProviderState {
-    default_connection: RwLock<Resolved>,
+pub struct FerryProvider;
+
+/// What every resource gets through `Ctx::data` after ConfigureProvider. Later domains (AWS
+/// clients for MSK) sit here beside the Kafka connections.
+pub struct FerryData {
+    default_connection: Resolved,
     /// One connection attempt per cluster per provider process: a failure is remembered, so
     /// fifty topics on an unreachable cluster fail after one timeout, not fifty.
     admins: Mutex<HashMap<ConnectionConfig, Result<Admin, String>>>,
 }
 
-impl Default for ProviderState {
-    fn default() -> Self {
-        ProviderState {
-            default_connection: RwLock::new(Resolved::Missing),
-            admins: Mutex::new(HashMap::new()),
+pub type Ctx = tfplugin::Ctx<FerryData>;
+
+#[async_trait]
+impl tfplugin::Provider for FerryProvider {
+    type Data = FerryData;
+    type Model = ConnectionModel;
+
+    fn name(&self) -> &'static str {
+        "ferry"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema {
+            version: 0,
+            block: connection::connection_block(
+                "ferry manages Kafka topics on any Kafka cluster, Amazon MSK clusters, and migrations \
+                 between them. The settings here are the default Kafka connection; each resource may \
+                 name its own with a `cluster` block.",
+                false,
+            ),
         }
     }
-}
 
-pub fn schema() -> Schema {
-    Schema {
-        version: 0,
-        block: connection::connection_block(
-            "ferry manages Kafka topics on any Kafka cluster, Amazon MSK clusters, and migrations \
-             between them. The settings here are the default Kafka connection; each resource may \
-             name its own with a `cluster` block.",
-            false,
-        ),
+    fn validate(&self, config: &ConnectionModel, diags: &mut Diagnostics) {
+        connection::parse(
+            &Tf::Known(config.clone()),
+            Origin::Provider,
+            &AttributePath::default(),
+            diags,
+        );
+    }
+
+    async fn configure(
+        &self,
+        config: ConnectionModel,
+        diags: &mut Diagnostics,
+    ) -> Option<FerryData> {
+        let default_connection = connection::parse(
+            &Tf::Known(config),
+            Origin::Provider,
+            &AttributePath::default(),
+            diags,
+        );
+        Some(FerryData {
+            default_connection,
+            admins: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn resources(&self) -> Vec<Arc<dyn AnyResource<FerryData>>> {
+        vec![
+            Arc::new(crate::kafka::topic::TopicResource),
+            Arc::new(crate::mirror::resource::MirrorResource),
+        ]
+    }
+
+    fn data_sources(&self) -> Vec<Arc<dyn AnyDataSource<FerryData>>> {
+        vec![
+            Arc::new(crate::kafka::topic_data_source::TopicDataSource),
+            Arc::new(crate::kafka::topics_data_source::TopicsDataSource),
+        ]
     }
 }
 
-/// All resource types, in one place.
-pub fn resources() -> Vec<Arc<dyn Resource>> {
-    vec![
-        Arc::new(crate::resources::topic::TopicResource),
-        Arc::new(crate::resources::mirror::MirrorResource),
-    ]
-}
-
-/// All data source types, in one place.
-pub fn data_sources() -> Vec<Arc<dyn DataSource>> {
-    vec![
-        Arc::new(crate::data_sources::topic::TopicDataSource),
-        Arc::new(crate::data_sources::topics::TopicsDataSource),
-    ]
-}
-
-impl ProviderState {
-    /// Records the provider block's default connection (possibly unknown during plan).
-    pub fn configure(&self, config: &Value, diags: &mut Diagnostics) {
-        let resolved =
-            connection::parse(config, Origin::Provider, &AttributePath::default(), diags);
-        *self.default_connection.write().expect("lock poisoned") = resolved;
-    }
-
-    /// Where the object with this value lives: its own `cluster` block, else the provider's.
-    pub fn resolve(&self, object: &Value, diags: &mut Diagnostics) -> Resolved {
+impl FerryData {
+    /// Where an object lives: its own `cluster` block, else the provider's.
+    pub fn resolve(&self, cluster: &Tf<ConnectionModel>, diags: &mut Diagnostics) -> Resolved {
         match connection::parse(
-            object.get("cluster"),
+            cluster,
             Origin::ClusterBlock,
             &AttributePath::root("cluster"),
             diags,
         ) {
-            Resolved::Missing => self
-                .default_connection
-                .read()
-                .expect("lock poisoned")
-                .clone(),
+            Resolved::Missing => self.default_connection.clone(),
             other => other,
         }
     }
 
     /// An admin connection for the object, or an error diagnostic saying what is missing.
-    pub async fn admin(&self, object: &Value, diags: &mut Diagnostics) -> Option<Admin> {
-        match self.resolve(object, diags) {
+    pub async fn admin(
+        &self,
+        cluster: &Tf<ConnectionModel>,
+        diags: &mut Diagnostics,
+    ) -> Option<Admin> {
+        match self.resolve(cluster, diags) {
             Resolved::Known(config) => self.admin_for(&config, diags).await,
             Resolved::Unknown => {
                 diags.attribute_error(
@@ -126,17 +150,6 @@ impl ProviderState {
     }
 }
 
-static STOP_REQUESTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Terraform called StopProvider (e.g. Ctrl-C): long waits should return promptly.
-pub fn request_stop() {
-    STOP_REQUESTED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-pub fn stop_requested() -> bool {
-    STOP_REQUESTED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 pub fn missing_connection(diags: &mut Diagnostics) {
     diags.attribute_error(
         AttributePath::root("cluster"),
@@ -145,4 +158,30 @@ pub fn missing_connection(diags: &mut Diagnostics) {
          (or the FERRY_KAFKA_BOOTSTRAP_SERVERS environment variable), or a `cluster { bootstrap_servers = [...] }` \
          block in this resource.",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfplugin::Provider;
+
+    #[test]
+    fn every_schema_converts_with_json_types() {
+        let p = FerryProvider;
+        let schemas = p
+            .resources()
+            .iter()
+            .map(|r| (r.type_name(), r.schema()))
+            .chain(p.data_sources().iter().map(|d| (d.type_name(), d.schema())))
+            .collect::<Vec<_>>();
+        for (name, schema) in &schemas {
+            let proto = tfplugin::adapter::schema_to_proto(schema);
+            for a in &proto.block.as_ref().unwrap().attributes {
+                serde_json::from_slice::<serde_json::Value>(&a.r#type)
+                    .unwrap_or_else(|e| panic!("{name}.{}: {e}", a.name));
+            }
+        }
+        let names: Vec<&str> = schemas.iter().map(|(n, _)| *n).collect();
+        assert!(names.contains(&"ferry_topic") && names.contains(&"ferry_topics"));
+    }
 }

@@ -5,9 +5,47 @@
 use std::time::Duration;
 
 use ferry_kafka::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
+use tfplugin::timeouts::parse_duration;
+use tfplugin::{Attribute, AttributePath, Block, Diagnostics, Model, NestedBlock, Tf, Type};
 
-use crate::framework::timeouts::parse_duration;
-use crate::framework::{Attribute, AttributePath, Block, Diagnostics, NestedBlock, Type, Value};
+/// The connection attributes as a model: the provider block and every `cluster` block.
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct ConnectionModel {
+    pub bootstrap_servers: Tf<Vec<String>>,
+    pub timeout: Tf<String>,
+    pub tls: Tf<TlsModel>,
+    pub sasl: Tf<SaslModel>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct TlsModel {
+    pub ca_cert: Tf<String>,
+    pub client_cert: Tf<String>,
+    pub client_key: Tf<String>,
+    pub insecure_skip_verify: Tf<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct SaslModel {
+    pub mechanism: Tf<String>,
+    pub username: Tf<String>,
+    pub password: Tf<String>,
+}
+
+impl TlsModel {
+    fn is_wholly_known(&self) -> bool {
+        !(self.ca_cert.is_unknown()
+            || self.client_cert.is_unknown()
+            || self.client_key.is_unknown()
+            || self.insecure_skip_verify.is_unknown())
+    }
+}
+
+impl SaslModel {
+    fn is_wholly_known(&self) -> bool {
+        !(self.mechanism.is_unknown() || self.username.is_unknown() || self.password.is_unknown())
+    }
+}
 
 /// Environment fallbacks for the provider block, so CI can pass secrets without HCL.
 pub const ENV_BOOTSTRAP: &str = "FERRY_KAFKA_BOOTSTRAP_SERVERS";
@@ -69,6 +107,16 @@ pub fn cluster_block() -> NestedBlock {
     )
 }
 
+/// Static checks of a `cluster` block (values may be unknown).
+pub fn validate_cluster(cluster: &Tf<ConnectionModel>, diags: &mut Diagnostics) {
+    parse(
+        cluster,
+        Origin::ClusterBlock,
+        &AttributePath::root("cluster"),
+        diags,
+    );
+}
+
 /// What a resource's connection settings amount to at this moment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
@@ -86,20 +134,19 @@ pub enum Origin {
     ClusterBlock,
 }
 
-/// Reads connection settings from a block value. Unknowns give `Resolved::Unknown`; mistakes
-/// give diagnostics on `at` + the attribute.
+/// Reads connection settings from a block. Unknowns give `Resolved::Unknown`; mistakes give
+/// diagnostics on `at` + the attribute.
 pub fn parse(
-    block: &Value,
+    block: &Tf<ConnectionModel>,
     origin: Origin,
     at: &AttributePath,
     diags: &mut Diagnostics,
 ) -> Resolved {
-    if block.is_unknown() {
-        return Resolved::Unknown;
-    }
-    if block.is_null() {
-        return Resolved::Missing;
-    }
+    let block = match block {
+        Tf::Unknown => return Resolved::Unknown,
+        Tf::Null => return Resolved::Missing,
+        Tf::Known(b) => b,
+    };
     let path = |name: &str| at.clone().attr(name);
     let env = |name: &str| {
         (origin == Origin::Provider)
@@ -108,22 +155,13 @@ pub fn parse(
             .filter(|v| !v.is_empty())
     };
 
-    let servers = match block.get("bootstrap_servers") {
-        Value::Unknown => return Resolved::Unknown,
-        Value::Null => match env(ENV_BOOTSTRAP) {
+    let servers: Vec<String> = match &block.bootstrap_servers {
+        Tf::Unknown => return Resolved::Unknown,
+        Tf::Null => match env(ENV_BOOTSTRAP) {
             Some(list) => list.split(',').map(|s| s.trim().to_string()).collect(),
             None => return Resolved::Missing,
         },
-        v => {
-            let items = v.as_list().unwrap_or_default();
-            if items.iter().any(Value::is_unknown) {
-                return Resolved::Unknown;
-            }
-            items
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect::<Vec<_>>()
-        }
+        Tf::Known(list) => list.clone(),
     };
     if servers.is_empty() {
         diags.attribute_error(
@@ -142,9 +180,9 @@ pub fn parse(
         }
     }
 
-    let timeout = match block.get("timeout") {
-        Value::Unknown => return Resolved::Unknown,
-        Value::String(s) => match parse_duration(s) {
+    let timeout = match &block.timeout {
+        Tf::Unknown => return Resolved::Unknown,
+        Tf::Known(s) => match parse_duration(s) {
             Ok(d) if d > Duration::ZERO => d,
             Ok(_) | Err(_) => {
                 diags.attribute_error(
@@ -155,17 +193,18 @@ pub fn parse(
                 ConnectionConfig::DEFAULT_TIMEOUT
             }
         },
-        _ => ConnectionConfig::DEFAULT_TIMEOUT,
+        Tf::Null => ConnectionConfig::DEFAULT_TIMEOUT,
     };
 
-    let tls = match block.get("tls") {
-        Value::Null => None,
-        t if !t.is_wholly_known() => return Resolved::Unknown,
-        t => Some(TlsConfig {
-            ca_pem: t.get("ca_cert").as_str().map(str::to_string),
-            client_cert_pem: t.get("client_cert").as_str().map(str::to_string),
-            client_key_pem: t.get("client_key").as_str().map(Secret::new),
-            insecure_skip_verify: t.get("insecure_skip_verify").as_bool().unwrap_or(false),
+    let tls = match &block.tls {
+        Tf::Null => None,
+        Tf::Unknown => return Resolved::Unknown,
+        Tf::Known(t) if !t.is_wholly_known() => return Resolved::Unknown,
+        Tf::Known(t) => Some(TlsConfig {
+            ca_pem: t.ca_cert.known().cloned(),
+            client_cert_pem: t.client_cert.known().cloned(),
+            client_key_pem: t.client_key.known().map(Secret::new),
+            insecure_skip_verify: t.insecure_skip_verify.or(false),
         }),
     };
     if let Some(t) = &tls
@@ -178,12 +217,13 @@ pub fn parse(
         );
     }
 
-    let sasl = match block.get("sasl") {
-        Value::Null => None,
-        s if !s.is_wholly_known() => return Resolved::Unknown,
-        s => {
-            let mechanism_name = s.get("mechanism").as_str().unwrap_or_default();
-            let mechanism = SaslMechanism::parse(mechanism_name);
+    let sasl = match &block.sasl {
+        Tf::Null => None,
+        Tf::Unknown => return Resolved::Unknown,
+        Tf::Known(s) if !s.is_wholly_known() => return Resolved::Unknown,
+        Tf::Known(s) => {
+            let mechanism_name = s.mechanism.known().cloned().unwrap_or_default();
+            let mechanism = SaslMechanism::parse(&mechanism_name);
             if mechanism.is_none() {
                 let detail = if mechanism_name.eq_ignore_ascii_case("AWS_MSK_IAM") {
                     "MSK IAM authentication is not supported yet; use SCRAM (MSK supports SASL/SCRAM) for now.".to_string()
@@ -199,28 +239,21 @@ pub fn parse(
                     detail,
                 );
             }
-            let username = s
-                .get("username")
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| env(ENV_SASL_USERNAME));
-            let password = s
-                .get("password")
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| env(ENV_SASL_PASSWORD));
+            let username = s.username.known().cloned().or_else(|| env(ENV_SASL_USERNAME));
+            let password = s.password.known().cloned().or_else(|| env(ENV_SASL_PASSWORD));
             let hint = match origin {
                 Origin::Provider => " (or the matching FERRY_KAFKA_SASL_* environment variable)",
                 Origin::ClusterBlock => "",
             };
-            if username.is_none() {
+            // Only worth saying when the mechanism itself is usable.
+            if mechanism.is_some() && username.is_none() {
                 diags.attribute_error(
                     path("sasl").attr("username"),
                     "Missing SASL username",
                     format!("Set username{hint}."),
                 );
             }
-            if password.is_none() {
+            if mechanism.is_some() && password.is_none() {
                 diags.attribute_error(
                     path("sasl").attr("password"),
                     "Missing SASL password",
@@ -261,6 +294,13 @@ fn check_host_port(s: &str) -> Result<(), &'static str> {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use tfplugin::Value;
+
+    /// Parses a block given as a wire value, the way Terraform sends it.
+    fn parse(block: &Value, origin: Origin, at: &AttributePath, d: &mut Diagnostics) -> Resolved {
+        let model: Tf<ConnectionModel> = tfplugin::model::TfValue::decode(block).unwrap();
+        super::parse(&model, origin, at, d)
+    }
 
     fn obj(pairs: &[(&str, Value)]) -> Value {
         Value::Object(
@@ -374,5 +414,28 @@ mod tests {
             ),
             Resolved::Missing
         );
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+    use tfplugin::model::check_model_matches;
+
+    #[test]
+    fn models_match_the_connection_blocks() {
+        let block = connection_block("", true);
+        check_model_matches::<ConnectionModel>(&block).unwrap();
+        let nested = |name: &str| {
+            block
+                .blocks
+                .iter()
+                .find(|b| b.name == name)
+                .unwrap()
+                .block
+                .clone()
+        };
+        check_model_matches::<TlsModel>(&nested("tls")).unwrap();
+        check_model_matches::<SaslModel>(&nested("sasl")).unwrap();
     }
 }

@@ -5,144 +5,164 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_kafka::{Admin, KafkaErrorCode, NewTopic};
-
-use crate::connection::{Resolved, cluster_block};
-use crate::framework::{
-    Attribute, AttributePath, Block, Diagnostics, Plan, Resource, Schema, Type, Value, timeouts,
+use tfplugin::timeouts::{self, Operation, Timeouts};
+use tfplugin::{
+    Attribute, AttributePath, Block, Diagnostics, Model, Plan, Resource, Schema, Tf, Type,
+    Validator,
 };
-use crate::provider::{ProviderState, missing_connection};
-use crate::topics_common::{report_topic_error, validate_topic_fields};
+
+use super::connection::{ConnectionModel, Resolved, cluster_block};
+use super::topic_rules::{self, report_topic_error};
+use crate::provider::{Ctx, FerryData, missing_connection};
 
 pub struct TopicResource;
 
-const OPERATIONS: [&str; 3] = ["create", "update", "delete"];
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn partitions_of(v: &Value) -> Option<i32> {
-    v.get("partitions").as_i64().map(|p| p as i32)
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct TopicModel {
+    pub id: Tf<String>,
+    pub name: Tf<String>,
+    pub partitions: Tf<i64>,
+    pub replication_factor: Tf<i64>,
+    pub config: Tf<BTreeMap<String, String>>,
+    pub topic_id: Tf<String>,
+    pub cluster: Tf<ConnectionModel>,
+    pub timeouts: Tf<Timeouts>,
+}
+
+impl TopicModel {
+    fn name(&self) -> String {
+        self.name.or(String::new())
+    }
+    fn partitions(&self) -> Option<i32> {
+        self.partitions.known().map(|p| *p as i32)
+    }
+    fn config_map(&self) -> BTreeMap<String, String> {
+        self.config.or(BTreeMap::new())
+    }
+    fn new_topic(&self) -> Option<NewTopic> {
+        Some(NewTopic {
+            name: self.name.known()?.clone(),
+            partitions: self.partitions()?,
+            replication_factor: self.replication_factor.known().map(|r| *r as i32),
+            config: self.config_map(),
+        })
+    }
+}
+
+pub fn schema() -> Schema {
+    Schema {
+        version: 0,
+        block: Block::new(
+            "A Kafka topic. Partitions grow in place; topic configs change incrementally; \
+             configs not listed here are left alone.",
+        )
+        .attribute(
+            Attribute::computed("id", Type::String)
+                .describe("The topic name.")
+                .use_state_for_unknown(),
+        )
+        .attribute(
+            Attribute::required("name", Type::String)
+                .describe("Topic name: up to 249 of ASCII letters, digits, '.', '_', '-'.")
+                .validate(topic_rules::name_validator())
+                .requires_replace(),
+        )
+        .attribute(
+            Attribute::required("partitions", Type::Number)
+                .describe("Number of partitions. Can grow in place; Kafka cannot shrink a topic.")
+                .validate(Validator::int_range(1, i32::MAX as i64, "Invalid partition count")),
+        )
+        .attribute(
+            Attribute::optional_computed("replication_factor", Type::Number)
+                .describe("Replicas per partition. Defaults to the broker's default.replication.factor.")
+                .validate(Validator::int_range(1, i16::MAX as i64, "Invalid replication factor"))
+                .use_state_for_unknown(),
+        )
+        .attribute(
+            Attribute::optional("config", Type::map(Type::String))
+                .describe(
+                    "Topic-level config overrides, e.g. { \"retention.ms\" = \"86400000\" }. Removing a key resets \
+                     it to the broker default. Keys not listed are never touched.",
+                )
+                .validate(topic_rules::config_validator()),
+        )
+        .attribute(
+            Attribute::computed("topic_id", Type::String)
+                .describe("Kafka's topic id (base64).")
+                .use_state_for_unknown(),
+        )
+        .block(cluster_block())
+        .block(timeouts::block()),
+    }
 }
 
 #[async_trait]
-impl Resource for TopicResource {
+impl Resource<FerryData> for TopicResource {
+    type Model = TopicModel;
+
     fn type_name(&self) -> &'static str {
         "ferry_topic"
     }
 
     fn schema(&self) -> Schema {
-        Schema {
-            version: 0,
-            block: Block::new(
-                "A Kafka topic. Partitions grow in place; topic configs change incrementally; \
-                 configs not listed here are left alone.",
-            )
-            .attribute(Attribute::computed("id", Type::String).describe("The topic name."))
-            .attribute(
-                Attribute::required("name", Type::String)
-                    .force_new()
-                    .describe("Topic name: up to 249 of ASCII letters, digits, '.', '_', '-'. Changing it creates a new topic."),
-            )
-            .attribute(Attribute::required("partitions", Type::Number).describe(
-                "Number of partitions. Can grow in place; Kafka cannot shrink a topic.",
-            ))
-            .attribute(Attribute::optional_computed("replication_factor", Type::Number).describe(
-                "Replicas per partition. Defaults to the broker's default.replication.factor.",
-            ))
-            .attribute(Attribute::optional("config", Type::map(Type::String)).describe(
-                "Topic-level config overrides, e.g. { \"retention.ms\" = \"86400000\" }. Removing a key resets \
-                 it to the broker default. Keys not listed are never touched.",
-            ))
-            .attribute(Attribute::computed("topic_id", Type::String).describe("Kafka's topic id (base64)."))
-            .block(cluster_block())
-            .block(timeouts::block(&OPERATIONS)),
-        }
+        schema()
     }
 
-    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        validate_topic_fields(config, diags);
-        timeouts::validate(config, &OPERATIONS, diags);
+    fn validate(&self, config: &TopicModel, diags: &mut Diagnostics) {
+        super::connection::validate_cluster(&config.cluster, diags);
     }
 
-    async fn plan(&self, provider: &ProviderState, plan: &mut Plan, diags: &mut Diagnostics) {
-        let name = plan.planned.get("name").clone();
-        plan.planned.set("id", name.clone());
-        if !plan.requires_replace.is_empty() {
+    async fn plan(&self, ctx: &Ctx, plan: &mut Plan<TopicModel>, diags: &mut Diagnostics) {
+        plan.planned.id = plan.planned.name.clone();
+        if plan.replaces() {
             // A rename replaces the topic: Terraform plans the new one as a create next, and
             // that plan gets the create checks. Update rules (no shrinking) do not apply.
             return;
         }
-
-        if !plan.is_create() {
-            if let (Some(before), Some(after)) =
-                (partitions_of(&plan.prior), partitions_of(&plan.planned))
-                && after < before
-            {
-                diags.attribute_error(
-                        AttributePath::root("partitions"),
-                        "Kafka cannot remove partitions",
-                        format!(
-                            "The topic has {before} partitions and the configuration asks for {after}. Kafka can only add \
-                             partitions. To start over with {after} partitions you must delete the topic and every record \
-                             in it: run `terraform destroy -target=<this resource>` and then `terraform apply`. \
-                             Otherwise set partitions back to {before} or more."
-                        ),
-                    );
-            }
-            let configured_rf = plan.config.get("replication_factor");
-            if let (Some(before), Some(after)) = (
-                plan.prior.get("replication_factor").as_i64(),
-                configured_rf.as_i64(),
-            ) && before != after
-            {
-                diags.attribute_error(
-                        AttributePath::root("replication_factor"),
-                        "Changing the replication factor in place is not supported yet",
-                        format!(
-                            "The topic has replication factor {before}. Changing it needs a partition reassignment, \
-                             which ferry does not perform yet. Keep {before} here, or reassign with Kafka's \
-                             kafka-reassign-partitions tool and then set the new value."
-                        ),
-                    );
-            }
+        if let Some(prior) = &plan.prior {
+            check_update_rules(prior, &plan.planned, &plan.config, diags);
         }
         if diags.has_errors() {
             return;
         }
-        self.check_with_broker(provider, plan, diags).await;
+        // A destroy or refresh-only run plans the configuration too, but will create and
+        // change nothing: asking the broker about those objects could only block it.
+        if ctx.intent().creates_nothing() {
+            return;
+        }
+        check_with_broker(ctx.data(), plan, diags).await;
     }
 
     async fn create(
         &self,
-        provider: &ProviderState,
-        planned: &Value,
+        ctx: &Ctx,
+        planned: TopicModel,
         diags: &mut Diagnostics,
-    ) -> Value {
-        let Some(admin) = provider.admin(planned, diags).await else {
-            return Value::Null;
-        };
-        let Some(topic) = new_topic(planned) else {
+    ) -> Option<TopicModel> {
+        let admin = ctx.data().admin(&planned.cluster, diags).await?;
+        let Some(topic) = planned.new_topic() else {
             diags.error(
                 "Topic values not known",
                 "name and partitions must be known at apply time.",
             );
-            return Value::Null;
+            return None;
         };
         if let Err(e) = admin.create_topic(&topic, false).await {
             report_topic_error(diags, "Could not create topic", &topic.name, &e);
-            return Value::Null;
+            return None;
         }
-        let within = timeouts::get(planned, "create", DEFAULT_TIMEOUT);
-        let mut state = planned.clone();
-        state.set("id", Value::string(&topic.name));
+        let within = Timeouts::get(&planned.timeouts, Operation::Create, DEFAULT_TIMEOUT);
+        let mut state = planned;
+        state.id = topic.name.as_str().into();
         match admin
             .wait_until_topic_ready(&topic.name, topic.partitions, within)
             .await
         {
             Ok(described) => {
-                state.set("topic_id", Value::string(described.topic_id));
-                state.set(
-                    "replication_factor",
-                    Value::int(described.replication_factor as i64),
-                );
+                state.topic_id = described.topic_id.into();
+                state.replication_factor = Tf::Known(described.replication_factor as i64);
             }
             Err(e) => {
                 // The topic exists; keep it in state (Terraform marks it tainted) and say why.
@@ -151,51 +171,51 @@ impl Resource for TopicResource {
                     "Topic created but not ready",
                     e.to_string(),
                 );
-                state.set("topic_id", Value::string(""));
-                if state.get("replication_factor").is_unknown() {
-                    state.set("replication_factor", Value::Null);
+                state.topic_id = "".into();
+                if state.replication_factor.is_unknown() {
+                    state.replication_factor = Tf::Null;
                 }
             }
         }
-        state
+        Some(state)
     }
 
     async fn read(
         &self,
-        provider: &ProviderState,
-        state: &Value,
+        ctx: &Ctx,
+        state: TopicModel,
         diags: &mut Diagnostics,
-    ) -> Value {
-        let Some(admin) = provider.admin(state, diags).await else {
-            return state.clone();
+    ) -> Option<TopicModel> {
+        let Some(admin) = ctx.data().admin(&state.cluster, diags).await else {
+            return Some(state);
         };
-        let Some(name) = state.get("name").as_str().map(str::to_string) else {
+        let Some(name) = state.name.known().cloned() else {
             diags.error(
                 "Topic state has no name",
                 "The stored state is missing the topic name.",
             );
-            return state.clone();
+            return Some(state);
         };
         let described = match admin.describe_topic(&name).await {
             Ok(Some(t)) => t,
-            Ok(None) => return Value::Null,
+            Ok(None) => return None,
             Err(e) => {
                 report_topic_error(diags, "Could not read topic", &name, &e);
-                return state.clone();
+                return Some(state);
             }
         };
         let overrides = match admin.topic_config_overrides(&name).await {
             Ok(o) => o,
             Err(e) => {
                 report_topic_error(diags, "Could not read topic configs", &name, &e);
-                return state.clone();
+                return Some(state);
             }
         };
         // Right after import nothing is managed yet: adopt every override the topic has.
         // Afterwards only keys under management are reported, so out-of-band overrides of
         // other keys neither show as drift nor get wiped.
-        let just_imported = state.get("partitions").is_null();
-        let config = match state.get("config").as_string_map() {
+        let just_imported = state.partitions.is_null();
+        let config = match state.config.known() {
             _ if just_imported => (!overrides.is_empty()).then_some(overrides),
             Some(managed) => Some(
                 overrides
@@ -205,36 +225,31 @@ impl Resource for TopicResource {
             ),
             None => None,
         };
-        let mut next = state.clone();
-        next.set("id", Value::string(&name));
-        next.set("partitions", Value::int(described.partitions as i64));
-        next.set(
-            "replication_factor",
-            Value::int(described.replication_factor as i64),
-        );
-        next.set("topic_id", Value::string(described.topic_id));
-        next.set(
-            "config",
-            config.as_ref().map_or(Value::Null, Value::from_string_map),
-        );
-        next
+        Some(TopicModel {
+            id: name.as_str().into(),
+            partitions: Tf::Known(described.partitions as i64),
+            replication_factor: Tf::Known(described.replication_factor as i64),
+            topic_id: described.topic_id.into(),
+            config: config.into(),
+            ..state
+        })
     }
 
     async fn update(
         &self,
-        provider: &ProviderState,
-        prior: &Value,
-        planned: &Value,
+        ctx: &Ctx,
+        prior: TopicModel,
+        planned: TopicModel,
         diags: &mut Diagnostics,
-    ) -> Value {
-        let Some(admin) = provider.admin(planned, diags).await else {
-            return prior.clone();
+    ) -> TopicModel {
+        let Some(admin) = ctx.data().admin(&planned.cluster, diags).await else {
+            return prior;
         };
-        let name = planned.get("name").as_str().unwrap_or_default().to_string();
-        let within = timeouts::get(planned, "update", DEFAULT_TIMEOUT);
+        let name = planned.name();
+        let within = Timeouts::get(&planned.timeouts, Operation::Update, DEFAULT_TIMEOUT);
         let mut state = prior.clone();
 
-        if let (Some(before), Some(after)) = (partitions_of(prior), partitions_of(planned))
+        if let (Some(before), Some(after)) = (prior.partitions(), planned.partitions())
             && after > before
         {
             if let Err(e) = admin.create_partitions(&name, after, false).await {
@@ -248,26 +263,27 @@ impl Resource for TopicResource {
                     e.to_string(),
                 );
             }
-            state.set("partitions", Value::int(after as i64));
+            state.partitions = Tf::Known(after as i64);
         }
 
-        let (set, reset) = config_changes(prior, planned);
+        let (set, reset) = config_changes(&prior, &planned);
         if let Err(e) = admin.alter_topic_config(&name, &set, &reset, false).await {
             report_topic_error(diags, "Could not change topic config", &name, &e);
             return state;
         }
         // Everything else in the plan (cluster, timeouts) is local to Terraform.
-        let mut state = planned.clone();
-        state.set("topic_id", prior.get("topic_id").clone());
-        state.set("id", Value::string(&name));
-        state
+        TopicModel {
+            topic_id: prior.topic_id,
+            id: name.as_str().into(),
+            ..planned
+        }
     }
 
-    async fn delete(&self, provider: &ProviderState, prior: &Value, diags: &mut Diagnostics) {
-        let Some(admin) = provider.admin(prior, diags).await else {
+    async fn delete(&self, ctx: &Ctx, prior: TopicModel, diags: &mut Diagnostics) {
+        let Some(admin) = ctx.data().admin(&prior.cluster, diags).await else {
             return;
         };
-        let name = prior.get("name").as_str().unwrap_or_default().to_string();
+        let name = prior.name();
         match admin.delete_topic(&name).await {
             Ok(()) => {}
             Err(e) if e.code() == Some(KafkaErrorCode::UnknownTopicOrPartition) => return,
@@ -277,93 +293,121 @@ impl Resource for TopicResource {
             }
         }
         // Deletion finishes in the background; a re-create right after would fail without this.
-        let within = timeouts::get(prior, "delete", DEFAULT_TIMEOUT);
+        let within = Timeouts::get(&prior.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
         if let Err(e) = admin.wait_until_topic_gone(&name, within).await {
             diags.error("Topic deletion did not finish", e.to_string());
         }
     }
 
-    async fn import(&self, _provider: &ProviderState, id: &str, diags: &mut Diagnostics) -> Value {
-        if let Err(why) = crate::topics_common::check_name(id) {
+    async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<TopicModel> {
+        if let Err(why) = topic_rules::check_name(id) {
             diags.error(
                 "Invalid import id",
                 format!("Import a topic by its name; {id:?}: {why}."),
             );
-            return Value::Null;
+            return None;
         }
-        let mut state = Value::empty_object(&self.schema().block.implied_type());
-        state.set("id", Value::string(id));
-        state.set("name", Value::string(id));
-        state
+        Some(TopicModel {
+            id: id.into(),
+            name: id.into(),
+            ..TopicModel::default()
+        })
     }
 }
 
-impl TopicResource {
-    /// Asks the broker to validate the planned change without making it, so a bad config key,
-    /// an impossible replication factor or an existing topic fails the plan, not the apply.
-    async fn check_with_broker(
-        &self,
-        provider: &ProviderState,
-        plan: &Plan,
-        diags: &mut Diagnostics,
-    ) {
-        let config = match provider.resolve(&plan.planned, diags) {
-            Resolved::Known(c) => c,
-            Resolved::Unknown => return, // e.g. the cluster is created in this same apply
-            Resolved::Missing => return missing_connection(diags),
-        };
-        if diags.has_errors() {
-            return;
-        }
-        let Some(admin) = provider.admin_for(&config, diags).await else {
-            return;
-        };
-        let name = plan
-            .planned
-            .get("name")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if plan.is_create() {
-            if let Some(topic) = new_topic(&plan.planned)
+/// Changes Kafka cannot make in place, as plan errors with what to do instead.
+fn check_update_rules(
+    prior: &TopicModel,
+    planned: &TopicModel,
+    config: &TopicModel,
+    diags: &mut Diagnostics,
+) {
+    if let (Some(before), Some(after)) = (prior.partitions(), planned.partitions())
+        && after < before
+    {
+        diags.attribute_error(
+            AttributePath::root("partitions"),
+            "Kafka cannot remove partitions",
+            format!(
+                "The topic has {before} partitions and the configuration asks for {after}. Kafka can only add \
+                 partitions. To start over with {after} partitions you must delete the topic and every record \
+                 in it: run `terraform destroy -target=<this resource>` and then `terraform apply`. \
+                 Otherwise set partitions back to {before} or more."
+            ),
+        );
+    }
+    if let (Some(before), Some(after)) = (
+        prior.replication_factor.known(),
+        config.replication_factor.known(),
+    ) && before != after
+    {
+        diags.attribute_error(
+            AttributePath::root("replication_factor"),
+            "Changing the replication factor in place is not supported yet",
+            format!(
+                "The topic has replication factor {before}. Changing it needs a partition reassignment, \
+                 which ferry does not perform yet. Keep {before} here, or reassign with Kafka's \
+                 kafka-reassign-partitions tool and then set the new value."
+            ),
+        );
+    }
+}
+
+/// Asks the broker to validate the planned change without making it, so a bad config key,
+/// an impossible replication factor or an existing topic fails the plan, not the apply.
+async fn check_with_broker(data: &FerryData, plan: &Plan<TopicModel>, diags: &mut Diagnostics) {
+    let config = match data.resolve(&plan.planned.cluster, diags) {
+        Resolved::Known(c) => c,
+        Resolved::Unknown => return, // e.g. the cluster is created in this same apply
+        Resolved::Missing => return missing_connection(diags),
+    };
+    if diags.has_errors() {
+        return;
+    }
+    let Some(admin) = data.admin_for(&config, diags).await else {
+        return;
+    };
+    let name = plan.planned.name();
+    match &plan.prior {
+        None => {
+            if let Some(topic) = plan.planned.new_topic()
                 && let Err(e) = admin.create_topic(&topic, true).await
             {
                 report_topic_error(diags, "Kafka rejects this topic", &name, &e);
             }
-            return;
         }
-        check_update(&admin, &name, plan, diags).await;
+        Some(prior) => check_update(&admin, &name, prior, &plan.planned, diags).await,
     }
 }
 
-async fn check_update(admin: &Admin, name: &str, plan: &Plan, diags: &mut Diagnostics) {
-    if let (Some(before), Some(after)) = (partitions_of(&plan.prior), partitions_of(&plan.planned))
+async fn check_update(
+    admin: &Admin,
+    name: &str,
+    prior: &TopicModel,
+    planned: &TopicModel,
+    diags: &mut Diagnostics,
+) {
+    if let (Some(before), Some(after)) = (prior.partitions(), planned.partitions())
         && after > before
         && let Err(e) = admin.create_partitions(name, after, true).await
     {
         report_topic_error(diags, "Kafka rejects the new partition count", name, &e);
     }
-    if plan.planned.get("config").is_wholly_known() {
-        let (set, reset) = config_changes(&plan.prior, &plan.planned);
+    if !planned.config.is_unknown() {
+        let (set, reset) = config_changes(prior, planned);
         if let Err(e) = admin.alter_topic_config(name, &set, &reset, true).await {
             report_topic_error(diags, "Kafka rejects this topic config", name, &e);
         }
     }
 }
 
-fn new_topic(planned: &Value) -> Option<NewTopic> {
-    Some(NewTopic {
-        name: planned.get("name").as_str()?.to_string(),
-        partitions: partitions_of(planned)?,
-        replication_factor: planned.get("replication_factor").as_i64().map(|r| r as i32),
-        config: planned.get("config").as_string_map().unwrap_or_default(),
-    })
-}
-
 /// Keys to set (new or changed) and keys to reset (no longer configured).
-fn config_changes(prior: &Value, planned: &Value) -> (BTreeMap<String, String>, Vec<String>) {
-    let before = prior.get("config").as_string_map().unwrap_or_default();
-    let after = planned.get("config").as_string_map().unwrap_or_default();
+fn config_changes(
+    prior: &TopicModel,
+    planned: &TopicModel,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let before = prior.config_map();
+    let after = planned.config_map();
     let set = after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(*v))
@@ -380,16 +424,19 @@ fn config_changes(prior: &Value, planned: &Value) -> (BTreeMap<String, String>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tfplugin::model::check_model_matches;
+    use tfplugin::schema::PlanModifier;
 
-    fn with_config(pairs: &[(&str, &str)]) -> Value {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Value::Object(BTreeMap::from([(
-            "config".to_string(),
-            Value::from_string_map(&map),
-        )]))
+    fn with_config(pairs: &[(&str, &str)]) -> TopicModel {
+        TopicModel {
+            config: Tf::Known(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..TopicModel::default()
+        }
     }
 
     #[test]
@@ -405,12 +452,37 @@ mod tests {
     }
 
     #[test]
-    fn schema_marks_name_force_new_and_ids_computed() {
-        let schema = TopicResource.schema();
+    fn schema_and_model_agree_and_name_replaces() {
+        let schema = schema();
         let b = &schema.block;
-        assert!(b.find_attribute("name").unwrap().force_new);
+        check_model_matches::<TopicModel>(b).unwrap();
+        let name = b.find_attribute("name").unwrap();
+        assert!(name.has_modifier(|m| matches!(m, PlanModifier::RequiresReplace)));
         assert!(b.find_attribute("topic_id").unwrap().computed);
-        assert!(!b.find_attribute("partitions").unwrap().force_new);
         assert!(b.blocks.iter().any(|n| n.name == "cluster"));
+    }
+
+    #[test]
+    fn shrinking_and_rf_changes_are_plan_errors_on_their_attribute() {
+        let prior = TopicModel {
+            partitions: Tf::Known(6),
+            replication_factor: Tf::Known(1),
+            ..TopicModel::default()
+        };
+        let planned = TopicModel {
+            partitions: Tf::Known(3),
+            ..prior.clone()
+        };
+        let config = TopicModel {
+            replication_factor: Tf::Known(3),
+            ..planned.clone()
+        };
+        let mut d = Diagnostics::default();
+        check_update_rules(&prior, &planned, &config, &mut d);
+        let paths: Vec<String> =
+            d.0.iter()
+                .map(|x| x.path.clone().unwrap().to_string())
+                .collect();
+        assert_eq!(paths, ["partitions", "replication_factor"]);
     }
 }

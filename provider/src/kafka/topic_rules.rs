@@ -3,7 +3,7 @@
 use ferry_kafka::AdminError;
 use ferry_kafka::KafkaErrorCode as RDKafkaErrorCode;
 
-use crate::framework::{AttributePath, Diagnostics, Value};
+use tfplugin::{AttributePath, Diagnostics, Validator, Value};
 
 /// Kafka's limit on topic name length.
 pub const MAX_NAME_LEN: usize = 249;
@@ -50,61 +50,48 @@ pub fn check_config_key(key: &str) -> Result<(), String> {
     }
 }
 
-/// Static checks on a topic's name, partitions, replication factor and config.
-pub fn validate_topic_fields(config: &Value, diags: &mut Diagnostics) {
-    if let Some(name) = config.get("name").as_str() {
-        if let Err(why) = check_name(name) {
-            diags.attribute_error(
-                AttributePath::root("name"),
-                "Invalid topic name",
-                format!("{name:?}: {why}."),
-            );
-        } else if name.contains('.') && name.contains('_') {
-            diags.attribute_warning(
-                AttributePath::root("name"),
-                "Topic name mixes '.' and '_'",
-                "Kafka's metric names treat '.' and '_' alike, so this name can collide with another topic's metrics.",
-            );
-        }
-    }
-    if let Value::Number(n) = config.get("partitions") {
-        match n.as_i64() {
-            Some(p) if (1..=i32::MAX as i64).contains(&p) => {}
-            _ => diags.attribute_error(
-                AttributePath::root("partitions"),
-                "Invalid partition count",
-                format!("partitions must be a whole number of at least 1, got {n}."),
-            ),
-        }
-    }
-    if let Value::Number(n) = config.get("replication_factor") {
-        match n.as_i64() {
-            Some(r) if (1..=i16::MAX as i64).contains(&r) => {}
-            _ => diags.attribute_error(
-                AttributePath::root("replication_factor"),
-                "Invalid replication factor",
-                format!("replication_factor must be a whole number of at least 1, got {n}."),
-            ),
-        }
-    }
-    if let Value::Map(entries) = config.get("config") {
-        for (key, value) in entries {
-            if let Err(why) = check_config_key(key) {
-                diags.attribute_error(
-                    AttributePath::root("config").key(key),
-                    "Invalid topic config name",
-                    why,
+/// The schema validator for a topic name: Kafka's rules, plus a warning on names whose
+/// metrics would collide.
+pub fn name_validator() -> Validator {
+    Validator::custom(
+        "Invalid topic name",
+        "Kafka's rules: 1 to 249 ASCII letters, digits, '.', '_' and '-'.",
+        |value, path, diags| {
+            let Some(name) = value.as_str() else { return };
+            if let Err(why) = check_name(name) {
+                diags.attribute_error(path.clone(), "Invalid topic name", format!("{name:?}: {why}."));
+            } else if name.contains('.') && name.contains('_') {
+                diags.attribute_warning(
+                    path.clone(),
+                    "Topic name mixes '.' and '_'",
+                    "Kafka's metric names treat '.' and '_' alike, so this name can collide with another topic's metrics.",
                 );
             }
-            if value.is_null() {
-                diags.attribute_error(
-                    AttributePath::root("config").key(key),
-                    "Null topic config value",
-                    "Remove the key to use the broker default instead of setting it to null.",
-                );
+        },
+    )
+}
+
+/// The schema validator for a topic's `config` map: Kafka-shaped keys, no null values.
+pub fn config_validator() -> Validator {
+    Validator::custom(
+        "Invalid topic config name",
+        "Keys are Kafka topic config names such as `retention.ms`.",
+        |value, path, diags| {
+            let Value::Map(entries) = value else { return };
+            for (key, v) in entries {
+                if let Err(why) = check_config_key(key) {
+                    diags.attribute_error(path.clone().key(key), "Invalid topic config name", why);
+                }
+                if v.is_null() {
+                    diags.attribute_error(
+                        path.clone().key(key),
+                        "Null topic config value",
+                        "Remove the key to use the broker default instead of setting it to null.",
+                    );
+                }
             }
-        }
-    }
+        },
+    )
 }
 
 /// Turns a broker error about a topic into a diagnostic on the attribute it concerns.

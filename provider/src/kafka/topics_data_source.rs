@@ -2,14 +2,21 @@
 
 use async_trait::async_trait;
 use regex::Regex;
+use tfplugin::{Attribute, AttributePath, Block, DataSource, Diagnostics, Model, Schema, Tf, Type};
 
-use crate::connection::cluster_block;
-use crate::framework::{
-    Attribute, AttributePath, Block, DataSource, Diagnostics, Schema, Type, Value,
-};
-use crate::provider::ProviderState;
+use super::connection::{ConnectionModel, cluster_block};
+use crate::provider::{Ctx, FerryData};
 
 pub struct TopicsDataSource;
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct TopicsDataModel {
+    pub name_regex: Tf<String>,
+    pub include_internal: Tf<bool>,
+    pub id: Tf<String>,
+    pub names: Tf<Vec<String>>,
+    pub cluster: Tf<ConnectionModel>,
+}
 
 fn compile(pattern: &str, diags: &mut Diagnostics) -> Option<Regex> {
     // Anchored: `orders\..*` should not match `old-orders.x`.
@@ -26,13 +33,7 @@ fn compile(pattern: &str, diags: &mut Diagnostics) -> Option<Regex> {
     }
 }
 
-#[async_trait]
-impl DataSource for TopicsDataSource {
-    fn type_name(&self) -> &'static str {
-        "ferry_topics"
-    }
-
-    fn schema(&self) -> Schema {
+fn schema() -> Schema {
         Schema {
             version: 0,
             block: Block::new("Lists the topics of a Kafka cluster.")
@@ -54,61 +55,73 @@ impl DataSource for TopicsDataSource {
                 )
                 .block(cluster_block()),
         }
+}
+
+#[async_trait]
+impl DataSource<FerryData> for TopicsDataSource {
+    type Model = TopicsDataModel;
+
+    fn type_name(&self) -> &'static str {
+        "ferry_topics"
     }
 
-    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        if let Some(pattern) = config.get("name_regex").as_str() {
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    fn validate(&self, config: &TopicsDataModel, diags: &mut Diagnostics) {
+        if let Some(pattern) = config.name_regex.known() {
             compile(pattern, diags);
         }
+        super::connection::validate_cluster(&config.cluster, diags);
     }
 
     async fn read(
         &self,
-        provider: &ProviderState,
-        config: &Value,
+        ctx: &Ctx,
+        config: TopicsDataModel,
         diags: &mut Diagnostics,
-    ) -> Value {
-        let filter = match config.get("name_regex").as_str() {
-            Some(p) => match compile(p, diags) {
-                Some(r) => Some(r),
-                None => return Value::Null,
-            },
+    ) -> Option<TopicsDataModel> {
+        let filter = match config.name_regex.known() {
+            Some(p) => Some(compile(p, diags)?),
             None => None,
         };
-        let Some(admin) = provider.admin(config, diags).await else {
-            return Value::Null;
-        };
-        let include_internal = config.get("include_internal").as_bool().unwrap_or(false);
-        let names = match admin.topic_names(include_internal).await {
+        let admin = ctx.data().admin(&config.cluster, diags).await?;
+        let names = match admin.topic_names(config.include_internal.or(false)).await {
             Ok(n) => n,
             Err(e) => {
                 diags.error("Could not list topics", e.to_string());
-                return Value::Null;
+                return None;
             }
         };
-        let names: Vec<Value> = names
+        let names: Vec<String> = names
             .into_iter()
             .filter(|n| filter.as_ref().is_none_or(|r| r.is_match(n)))
-            .map(Value::string)
             .collect();
-        let mut out = config.clone();
-        out.set("id", Value::string(admin_id(config)));
-        out.set("names", Value::List(names));
-        out
+        Some(TopicsDataModel {
+            id: Tf::Known(admin_id(&config.cluster)),
+            names: Tf::Known(names),
+            ..config
+        })
     }
 }
 
-fn admin_id(config: &Value) -> String {
-    config
-        .get("cluster")
-        .get("bootstrap_servers")
-        .as_list()
-        .map(|l| {
-            l.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+/// The bootstrap servers of the `cluster` block, or "default" for the provider's.
+fn admin_id(cluster: &Tf<ConnectionModel>) -> String {
+    cluster
+        .known()
+        .and_then(|c| c.bootstrap_servers.known())
+        .map(|l| l.join(","))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "default".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_matches_schema() {
+        tfplugin::model::check_model_matches::<TopicsDataModel>(&schema().block).unwrap();
+    }
 }

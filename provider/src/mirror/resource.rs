@@ -1,169 +1,66 @@
 //! `ferry_mirror`: a migration of topics and consumer groups from one cluster to another, as a
-//! resource. Create provisions `ferry-mirror` workers and waits for the copy; read refreshes from
-//! the run's status topic on the target; destroy drains and stops the workers.
+//! resource. Create provisions `ferry-mirror` workers through a launcher and waits for the
+//! copy; read refreshes from the run's status topic on the target; destroy drains and stops
+//! the workers. Group translation and verification run as runtime commands where the workers
+//! run, never in the provider.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_kafka::{Admin, ConnectionConfig};
-use ferry_mirror::spec::{ClusterSpec, Mode, SaslSpec, Spec, TlsSpec, TopicSelection};
-use ferry_mirror::status::RunStatus;
+use ferry_mirror_api::{GroupResult, Mode, RunState, RunStatus, Spec, VerifyRow, now_ms};
+use serde::Deserialize;
+use tfplugin::timeouts::{Operation, Timeouts};
+use tfplugin::{AttributePath, Diagnostics, Plan, Resource, Schema, StateUpgrader, Tf};
 
-use crate::connection::{Origin, Resolved, connection_block, parse};
-use crate::framework::{
-    Attribute, AttributePath, Block, Diagnostics, NestedBlock, Plan, Resource, Schema, Type, Value,
-    timeouts,
-};
-use crate::launcher::Launcher;
-use crate::launcher::local::{LocalLauncher, default_binary, write_private};
-use crate::provider::ProviderState;
+use super::launcher::Launcher;
+use super::launcher::local::{LocalLauncher, default_binary};
+use super::model::{self, MirrorModel, SPEC_ATTRIBUTES};
+use super::poll;
+use super::spec::{self as run_spec, RunDocuments};
+use crate::kafka::connection::{self, Origin, Resolved};
+use crate::provider::{Ctx, FerryData};
 
 pub struct MirrorResource;
 
-const OPERATIONS: [&str; 3] = ["create", "update", "delete"];
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 const POLL_EVERY: Duration = Duration::from_secs(3);
-/// In-place attributes that change the workers' spec (a change restarts them on the new one).
-const SPEC_FIELDS: [&str; 5] = [
-    "topics",
-    "topics_regex",
-    "exclude_regex",
-    "consumer_groups_regex",
-    "in_sync_lag",
-];
-
-fn verification_type() -> Type {
-    Type::list(Type::object([
-        ("group", Type::String),
-        ("topic", Type::String),
-        ("partition", Type::Number),
-        ("source_offset", Type::Number),
-        ("target_offset", Type::Number),
-        ("result", Type::String),
-    ]))
-}
+const STOP_GRACE: Duration = Duration::from_secs(60);
+/// Bound of one `ferry-mirror translate` / `verify` / ... command.
+const COMMAND_WITHIN: Duration = Duration::from_secs(600);
+/// The default directory of local runs, relative to Terraform's working directory.
+const DEFAULT_STATE_DIR: &str = ".ferry";
 
 #[async_trait]
-impl Resource for MirrorResource {
+impl Resource<FerryData> for MirrorResource {
+    type Model = MirrorModel;
+
     fn type_name(&self) -> &'static str {
         "ferry_mirror"
     }
 
     fn schema(&self) -> Schema {
-        let cluster = |name: &str, what: &str| {
-            NestedBlock::single(name, connection_block(what, true)).force_new()
-        };
-        Schema {
-            version: 0,
-            block: Block::new(
-                "Copies topics and translates consumer groups from a source to a target cluster with \
-                 ferry-mirror workers. Apply returns when the copy is complete (or in sync, for a continuous mirror).",
-            )
-            .attribute(Attribute::optional_computed("run_id", Type::String).force_new().describe(
-                "Names the run. Defaults to a name derived from the clusters and topics, so a timed-out apply \
-                 resumes the same run.",
-            ))
-            .attribute(Attribute::optional("topics", Type::list(Type::String)).describe("Source topics to copy."))
-            .attribute(Attribute::optional("topics_regex", Type::String).describe("Also copy source topics whose whole name matches."))
-            .attribute(Attribute::optional("exclude_regex", Type::String).describe("Never copy topics whose whole name matches."))
-            .attribute(Attribute::optional("topic_name_prefix", Type::String).force_new().describe(
-                "Prefix for target topic names; empty keeps names identical.",
-            ))
-            .attribute(Attribute::optional("consumer_groups_regex", Type::String).describe(
-                "Source consumer groups whose offsets are translated to the target.",
-            ))
-            .attribute(Attribute::optional("mode", Type::String).force_new().describe(
-                "until_caught_up (default): copy what the source holds now, then finish. continuous: keep copying.",
-            ))
-            .attribute(Attribute::optional("workers", Type::Number).describe("Number of worker processes (default 1)."))
-            .attribute(Attribute::optional("exactly_once", Type::Bool).force_new().describe(
-                "Records and progress in one target transaction (default true).",
-            ))
-            .attribute(Attribute::optional("in_sync_lag", Type::Number).describe(
-                "continuous: in sync when the total lag is at most this many records (default 1000).",
-            ))
-            .attribute(Attribute::optional("verify", Type::Bool).describe(
-                "Verify translated groups at the end and fail on a mismatch (default true).",
-            ))
-            .attribute(Attribute::computed("id", Type::String).describe("The run id."))
-            .attribute(Attribute::computed("state", Type::String).describe(
-                "provisioning, copying, caught_up, in_sync, complete or failed.",
-            ))
-            .attribute(Attribute::computed("workers_running", Type::Number).describe("Workers alive at the last refresh."))
-            .attribute(Attribute::computed("topics_copied", Type::Number).describe("Number of topics in the run."))
-            .attribute(Attribute::computed("records_copied", Type::Number).describe("Records written to the target."))
-            .attribute(Attribute::computed("bytes_copied", Type::Number).describe("Key and value bytes written."))
-            .attribute(Attribute::computed("lag", Type::Number).describe("Records still to copy."))
-            .attribute(Attribute::computed("groups_translated", Type::Number).describe("Consumer groups committed on the target."))
-            .attribute(Attribute::computed("verification", verification_type()).describe("Per group and partition verification results."))
-            .attribute(Attribute::computed("started_at", Type::String).describe("RFC 3339 time the run was started."))
-            .attribute(Attribute::computed("completed_at", Type::String).describe("RFC 3339 time the run completed."))
-            .block(cluster("source", "The cluster to copy from."))
-            .block(cluster("target", "The cluster to copy to (e.g. the new MSK cluster)."))
-            .block(NestedBlock::single(
-                "launcher",
-                Block::new("Where the workers run. Default: local processes.").block(NestedBlock::single(
-                    "local",
-                    Block::new("Workers as processes on the machine running Terraform (e.g. the Jenkins agent).")
-                        .attribute(Attribute::optional("state_dir", Type::String).describe(
-                            "Directory for the spec, secrets (mode 0600) and logs (default .ferry in the working directory).",
-                        ))
-                        .attribute(Attribute::optional("binary", Type::String).describe(
-                            "Path of ferry-mirror (default: beside the provider, FERRY_MIRROR_BIN, or PATH).",
-                        )),
-                )),
-            ))
-            .block(timeouts::block(&OPERATIONS)),
-        }
+        model::schema()
     }
 
-    fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        timeouts::validate(config, &OPERATIONS, diags);
-        if let Some(mode) = config.get("mode").as_str()
-            && !matches!(mode, "until_caught_up" | "continuous")
-        {
-            diags.attribute_error(
-                AttributePath::root("mode"),
-                "Invalid mode",
-                "Use \"until_caught_up\" or \"continuous\".",
-            );
-        }
-        if let Some(w) = config.get("workers").as_i64()
-            && !(1..=64).contains(&w)
-        {
-            diags.attribute_error(
-                AttributePath::root("workers"),
-                "Invalid worker count",
-                "Use 1 to 64 workers.",
-            );
-        }
-        let no_topics = config
-            .get("topics")
-            .as_list()
-            .is_none_or(<[Value]>::is_empty)
-            && config.get("topics").is_wholly_known();
-        if no_topics && config.get("topics_regex").is_null() {
+    fn state_upgraders(&self) -> Vec<StateUpgrader<MirrorModel>> {
+        model::state_upgraders()
+    }
+
+    fn validate(&self, config: &MirrorModel, diags: &mut Diagnostics) {
+        let no_topics = config.topics.known().is_some_and(Vec::is_empty) || config.topics.is_null();
+        if no_topics && config.topics_regex.is_null() {
             diags.attribute_error(
                 AttributePath::root("topics"),
                 "No topics selected",
                 "Set topics, topics_regex, or both.",
             );
         }
-        for field in ["topics_regex", "exclude_regex", "consumer_groups_regex"] {
-            if let Some(p) = config.get(field).as_str()
-                && let Err(e) = regex::Regex::new(p)
-            {
-                diags.attribute_error(
-                    AttributePath::root(field),
-                    "Invalid regular expression",
-                    e.to_string(),
-                );
-            }
-        }
-        for side in ["source", "target"] {
-            parse(
-                config.get(side),
+        for (side, block) in [("source", &config.source), ("target", &config.target)] {
+            connection::parse(
+                block,
                 Origin::ClusterBlock,
                 &AttributePath::root(side),
                 diags,
@@ -171,260 +68,250 @@ impl Resource for MirrorResource {
         }
     }
 
-    async fn plan(&self, _provider: &ProviderState, plan: &mut Plan, _diags: &mut Diagnostics) {
-        if plan.planned.get("run_id").is_unknown()
-            && let Some(id) = derived_run_id(&plan.config)
+    async fn plan(&self, _ctx: &Ctx, plan: &mut Plan<MirrorModel>, _diags: &mut Diagnostics) {
+        if plan.planned.run_id.is_unknown()
+            && let Some(id) = run_spec::derived_run_id(&plan.config)
         {
-            plan.planned.set("run_id", Value::string(id));
+            plan.planned.run_id = Tf::Known(id);
         }
-        plan.planned.set("id", plan.planned.get("run_id").clone());
-        if plan.is_create() {
-            return;
-        }
+        plan.planned.id = plan.planned.run_id.clone();
+        let Some(prior) = &plan.prior else { return };
         // Workers that died before finishing are drift: plan an update that restarts them.
-        let wanted = plan.planned.get("workers").as_i64().unwrap_or(1);
-        let running = plan.prior.get("workers_running").as_i64().unwrap_or(0);
-        let finished = matches!(plan.prior.get("state").as_str(), Some("complete"));
-        let config_changed = SPEC_FIELDS
-            .iter()
-            .chain(&["workers", "verify"])
-            .any(|k| plan.prior.get(k) != plan.planned.get(k));
-        if (!finished && running < wanted) || config_changed {
-            for computed in [
-                "state",
-                "workers_running",
-                "topics_copied",
-                "records_copied",
-                "bytes_copied",
-                "lag",
-                "groups_translated",
-                "verification",
-                "completed_at",
-            ] {
-                plan.planned.set(computed, Value::Unknown);
-            }
+        let wanted = plan.planned.workers.or(1);
+        let running = prior.workers_running.or(0);
+        let finished = prior.run_state() == Some(RunState::Complete);
+        if !finished && running < wanted {
+            mark_status_unknown(&mut plan.planned);
         }
     }
 
     async fn create(
         &self,
-        provider: &ProviderState,
-        planned: &Value,
+        ctx: &Ctx,
+        planned: MirrorModel,
         diags: &mut Diagnostics,
-    ) -> Value {
-        let Some(run) = Run::prepare(planned, diags).await else {
-            return Value::Null;
-        };
-        let _ = provider;
-        let mut state = planned.clone();
-        state.set("run_id", Value::string(&run.spec.run_id));
-        state.set("id", Value::string(&run.spec.run_id));
-        state.set("started_at", Value::string(now_rfc3339()));
-        run.start_and_wait(planned, &mut state, "create", diags)
+    ) -> Option<MirrorModel> {
+        let run = Run::open(&planned, diags)?;
+        if let Err(e) = run.launcher.provision(&run.docs).await {
+            diags.attribute_error(
+                AttributePath::root("launcher"),
+                "Cannot provision the run",
+                e.to_string(),
+            );
+            return None;
+        }
+        let mut state = planned;
+        state.run_id = Tf::Known(run.spec().run_id.clone());
+        state.id = state.run_id.clone();
+        state.started_at = Tf::Known(poll::rfc3339(time::OffsetDateTime::now_utc()));
+        let within = Timeouts::get(&state.timeouts, Operation::Create, DEFAULT_TIMEOUT);
+        run.start_and_wait(&ctx.with_timeout(within), &mut state, diags)
             .await;
         if diags.has_errors() {
             // Not saved: the next apply runs create again, which adopts the same run (same run id,
             // workers already running are kept) instead of starting over.
-            return Value::Null;
+            return None;
         }
-        state
+        Some(state)
     }
 
     async fn read(
         &self,
-        _provider: &ProviderState,
-        state: &Value,
+        _ctx: &Ctx,
+        state: MirrorModel,
         diags: &mut Diagnostics,
-    ) -> Value {
-        let Some(run) = Run::prepare(state, diags).await else {
-            return state.clone();
+    ) -> Option<MirrorModel> {
+        // Reading never writes the run's files: it only looks at the status and the workers.
+        let Some(run) = Run::open(&state, diags) else {
+            return Some(state);
         };
-        let mut next = state.clone();
-        match run.status().await {
-            Ok(status) => run.fill(&mut next, &status),
+        let mut next = state;
+        match poll::read_status(&run.target, run.spec()).await {
+            Ok(status) => poll::fill(&mut next, &status),
             Err(e) => diags.error("Cannot read the run's status", e),
         }
-        next.set("workers_running", Value::int(run.launcher.running() as i64));
-        next
+        next.workers_running = Tf::Known(run.launcher.running().await as i64);
+        Some(next)
     }
 
     async fn update(
         &self,
-        _provider: &ProviderState,
-        prior: &Value,
-        planned: &Value,
+        ctx: &Ctx,
+        prior: MirrorModel,
+        planned: MirrorModel,
         diags: &mut Diagnostics,
-    ) -> Value {
-        let Some(run) = Run::prepare(planned, diags).await else {
-            return prior.clone();
+    ) -> MirrorModel {
+        let Some(run) = Run::open(&planned, diags) else {
+            return prior;
         };
-        let mut state = planned.clone();
-        state.set("started_at", prior.get("started_at").clone());
-        let spec_changed = SPEC_FIELDS.iter().any(|k| prior.get(k) != planned.get(k));
+        let spec_changed = SPEC_ATTRIBUTES
+            .iter()
+            .any(|name| spec_attribute(&prior, name) != spec_attribute(&planned, name));
         if spec_changed {
             // Workers read the spec at start: restart them on the new one (they resume).
-            let _ = run.launcher.stop_all(Duration::from_secs(60));
-            // A finished run that gains work must not read as complete from its old report.
-            if let Err(e) = run.withdraw_report().await {
-                diags.error("Cannot reopen the run", e);
-                return prior.clone();
+            if let Err(e) = run.launcher.stop(STOP_GRACE).await {
+                diags.error("Cannot stop the workers", e.to_string());
+                return prior;
             }
         }
-        run.start_and_wait(planned, &mut state, "update", diags)
+        if let Err(e) = run.launcher.provision(&run.docs).await {
+            diags.attribute_error(
+                AttributePath::root("launcher"),
+                "Cannot provision the run",
+                e.to_string(),
+            );
+            return prior;
+        }
+        if spec_changed {
+            // A finished run that gains work must not read as complete from its old report.
+            if let Err(e) = run.command(&["withdraw-report"]).await {
+                diags.error("Cannot reopen the run", e);
+                return prior;
+            }
+        }
+        let mut state = planned;
+        state.started_at = prior.started_at.clone();
+        let within = Timeouts::get(&state.timeouts, Operation::Update, DEFAULT_TIMEOUT);
+        run.start_and_wait(&ctx.with_timeout(within), &mut state, diags)
             .await;
         if diags.has_errors() {
-            return prior.clone();
+            return prior;
         }
         state
     }
 
-    async fn delete(&self, _provider: &ProviderState, prior: &Value, diags: &mut Diagnostics) {
-        let Some(run) = Run::prepare(prior, diags).await else {
+    async fn delete(&self, ctx: &Ctx, prior: MirrorModel, diags: &mut Diagnostics) {
+        let Some(run) = Run::open(&prior, diags) else {
             return;
         };
-        let within = timeouts::get(prior, "delete", DEFAULT_TIMEOUT);
-        if run.spec.mode == Mode::Continuous && run.launcher.running() > 0 {
-            // Cutover: producers on the source are stopped. Everything up to the source's end
-            // offsets now must be copied before the workers stop.
-            let ends = match run.source_end_offsets().await {
-                Ok(e) => e,
-                Err(e) => return diags.error("Cannot read the source end offsets", e),
-            };
-            let deadline = Instant::now() + within;
-            loop {
-                match run.status().await {
-                    Ok(s) => {
-                        let mut copied: std::collections::HashMap<(String, i32), i64> =
-                            Default::default();
-                        for p in s.workers.iter().flat_map(|w| &w.partitions) {
-                            let e = copied
-                                .entry((p.source_topic.clone(), p.partition))
-                                .or_insert(0);
-                            *e = (*e).max(p.copied_up_to);
-                        }
-                        let behind: i64 = ends
-                            .iter()
-                            .map(|(k, end)| (end - copied.get(k).copied().unwrap_or(0)).max(0))
-                            .sum();
-                        if behind == 0 {
-                            break;
-                        }
-                        tracing::info!(behind, "draining the mirror before stopping it");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot read status while draining"),
-                }
-                if Instant::now() > deadline {
-                    diags.error(
-                        "Mirror did not drain",
-                        format!("Lag did not reach 0 within {within:?}; the workers keep running."),
-                    );
-                    return;
-                }
-                tokio::time::sleep(POLL_EVERY).await;
-            }
+        let within = Timeouts::get(&prior.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
+        let ctx = ctx.with_timeout(within);
+        let continuous = run.spec().mode == Mode::Continuous;
+        if continuous && run.launcher.running().await > 0 && !run.drain(&ctx, diags).await {
+            return;
         }
-        if let Err(e) = run.launcher.stop_all(Duration::from_secs(60)) {
+        if let Err(e) = run.launcher.stop(STOP_GRACE).await {
             diags.error("Cannot stop the workers", e.to_string());
             return;
         }
-        if run.spec.mode == Mode::Continuous {
-            run.final_translation(prior, diags).await;
+        if continuous {
+            run.final_translation(prior.verify.or(true), diags).await;
         }
     }
 
-    async fn import(&self, _provider: &ProviderState, id: &str, diags: &mut Diagnostics) -> Value {
-        // The spec written at create time holds everything but the secrets.
-        let path = PathBuf::from(".ferry").join(id).join("spec.json");
-        let spec = match Spec::load(&path) {
-            Ok(s) => s,
-            Err(e) => {
-                diags.error(
-                    "Cannot import the mirror",
-                    format!("Import reads the run's spec from {}: {e}. Run import in the directory that ran the original apply.", path.display()),
-                );
-                return Value::Null;
-            }
-        };
-        let mut state = Value::empty_object(&self.schema().block.implied_type());
-        state.set("run_id", Value::string(id));
-        state.set("id", Value::string(id));
-        state.set("source", cluster_value(&spec.source));
-        state.set("target", cluster_value(&spec.target));
-        if !spec.topics.names.is_empty() {
-            state.set(
-                "topics",
-                Value::List(spec.topics.names.iter().map(Value::string).collect()),
+    async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<MirrorModel> {
+        import_from_run_dir(Path::new(DEFAULT_STATE_DIR), id, diags)
+    }
+}
+
+/// Status attributes become "known after apply".
+fn mark_status_unknown(m: &mut MirrorModel) {
+    m.state = Tf::Unknown;
+    m.workers_running = Tf::Unknown;
+    m.topics_copied = Tf::Unknown;
+    m.records_copied = Tf::Unknown;
+    m.bytes_copied = Tf::Unknown;
+    m.lag = Tf::Unknown;
+    m.groups_translated = Tf::Unknown;
+    m.verification = Tf::Unknown;
+    m.completed_at = Tf::Unknown;
+}
+
+/// The value of one of [`SPEC_ATTRIBUTES`], for comparing two models.
+fn spec_attribute(m: &MirrorModel, name: &str) -> String {
+    match name {
+        "topics" => format!("{:?}", m.topics),
+        "topics_regex" => format!("{:?}", m.topics_regex),
+        "exclude_regex" => format!("{:?}", m.exclude_regex),
+        "consumer_groups_regex" => format!("{:?}", m.consumer_groups_regex),
+        "in_sync_lag" => format!("{:?}", m.in_sync_lag),
+        "http_listen" => format!("{:?}", m.http_listen),
+        other => unreachable!("{other} is not a spec attribute"),
+    }
+}
+
+/// Rebuilds a mirror's state from the run directory a local launcher wrote: the spec holds
+/// everything but the secrets, which sit beside it in 0600 files.
+fn import_from_run_dir(
+    state_dir: &Path,
+    run_id: &str,
+    diags: &mut Diagnostics,
+) -> Option<MirrorModel> {
+    let path = state_dir.join(run_id).join("spec.json");
+    let spec = match Spec::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            diags.error(
+                "Cannot import the mirror",
+                format!(
+                    "Import reads the run's spec from {}: {e}. Run import in the directory that ran the original apply.",
+                    path.display()
+                ),
             );
+            return None;
         }
-        if let Some(r) = &spec.topics.include_regex {
-            state.set("topics_regex", Value::string(r));
-        }
-        if let Some(r) = &spec.consumer_groups_regex {
-            state.set("consumer_groups_regex", Value::string(r));
-        }
-        state
-    }
+    };
+    let read_secret = |p: &Path| std::fs::read_to_string(p).ok();
+    let optional = |s: &Option<String>| -> Tf<String> { s.clone().into() };
+    Some(MirrorModel {
+        run_id: Tf::Known(run_id.to_string()),
+        id: Tf::Known(run_id.to_string()),
+        source: Tf::Known(run_spec::cluster_model(&spec.source, &read_secret)),
+        target: Tf::Known(run_spec::cluster_model(&spec.target, &read_secret)),
+        topics: if spec.topics.names.is_empty() {
+            Tf::Null
+        } else {
+            Tf::Known(spec.topics.names.clone())
+        },
+        topics_regex: optional(&spec.topics.include_regex),
+        exclude_regex: optional(&spec.topics.exclude_regex),
+        topic_name_prefix: if spec.topic_name_prefix.is_empty() {
+            Tf::Null
+        } else {
+            Tf::Known(spec.topic_name_prefix.clone())
+        },
+        consumer_groups_regex: optional(&spec.consumer_groups_regex),
+        mode: Tf::Known(
+            match spec.mode {
+                Mode::Continuous => "continuous",
+                Mode::UntilCaughtUp => "until_caught_up",
+            }
+            .to_string(),
+        ),
+        exactly_once: Tf::Known(spec.exactly_once),
+        in_sync_lag: Tf::Known(spec.in_sync_lag),
+        verify: Tf::Known(true),
+        workers: Tf::Known(1),
+        http_listen: if spec.http_listen == ferry_mirror_api::spec::default_http_listen() {
+            Tf::Null
+        } else {
+            Tf::Known(spec.http_listen.clone())
+        },
+        ..MirrorModel::default()
+    })
 }
 
-/// A stable run id for a configuration: the same clusters and topics give the same run.
-fn derived_run_id(config: &Value) -> Option<String> {
-    let parts = [
-        config.get("source").get("bootstrap_servers"),
-        config.get("target").get("bootstrap_servers"),
-        config.get("topics"),
-        config.get("topics_regex"),
-        config.get("topic_name_prefix"),
-    ];
-    if parts.iter().any(|v| !v.is_wholly_known()) {
-        return None;
-    }
-    let text = format!("{parts:?}");
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    Some(format!("ferry-{:012x}", h & 0xffff_ffff_ffff))
+/// `ferry-mirror end-offsets --json`: one selected source partition's end offset.
+#[derive(Debug, Deserialize)]
+struct EndOffset {
+    source_topic: String,
+    partition: i32,
+    end_offset: i64,
 }
 
-fn cluster_value(c: &ClusterSpec) -> Value {
-    let mut v = Value::empty_object(&connection_block("", true).implied_type());
-    v.set(
-        "bootstrap_servers",
-        Value::List(c.bootstrap_servers.iter().map(Value::string).collect()),
-    );
-    v
-}
-
-/// RFC 3339 in UTC, to the second.
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc())
-}
-
-/// Everything one operation needs: the spec, both connections, and the launcher.
+/// Everything one operation needs: the run's documents, both connections, and the launcher.
 struct Run {
-    spec: Spec,
+    docs: RunDocuments,
     source: ConnectionConfig,
     target: ConnectionConfig,
     launcher: Box<dyn Launcher>,
 }
 
 impl Run {
-    async fn prepare(value: &Value, diags: &mut Diagnostics) -> Option<Run> {
-        let resolve = |side: &str, diags: &mut Diagnostics| match parse(
-            value.get(side),
+    /// Resolves the clusters and builds the spec in memory. Writes nothing.
+    fn open(m: &MirrorModel, diags: &mut Diagnostics) -> Option<Run> {
+        let resolve = |side: &str, block, diags: &mut Diagnostics| match connection::parse(
+            block,
             Origin::ClusterBlock,
             &AttributePath::root(side),
             diags,
@@ -439,250 +326,112 @@ impl Run {
                 None
             }
         };
-        let source = resolve("source", diags)?;
-        let target = resolve("target", diags)?;
+        let source = resolve("source", &m.source, diags)?;
+        let target = resolve("target", &m.target, diags)?;
         if diags.has_errors() {
             return None;
         }
-        let run_id = value
-            .get("run_id")
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| derived_run_id(value))?;
-        let local = value.get("launcher").get("local");
-        let state_dir = PathBuf::from(local.get("state_dir").as_str().unwrap_or(".ferry"));
-        let run_dir = std::path::absolute(state_dir.join(&run_id))
-            .unwrap_or_else(|_| state_dir.join(&run_id));
-        if let Err(e) = std::fs::create_dir_all(&run_dir) {
-            diags.attribute_error(
-                AttributePath::root("launcher"),
-                "Cannot create the state directory",
-                format!("{}: {e}", run_dir.display()),
-            );
-            return None;
-        }
-        let spec = match write_spec(value, &run_id, &run_dir, &source, &target) {
-            Ok(s) => s,
+        let run_id = m
+            .run_id
+            .known()
+            .cloned()
+            .or_else(|| run_spec::derived_run_id(m))?;
+        let local = m.launcher.known().and_then(|l| l.local.known().cloned());
+        let state_dir = local
+            .as_ref()
+            .and_then(|l| l.state_dir.known().cloned())
+            .unwrap_or_else(|| DEFAULT_STATE_DIR.to_string());
+        let binary = local
+            .as_ref()
+            .and_then(|l| l.binary.known().map(PathBuf::from))
+            .unwrap_or_else(default_binary);
+        let launcher = LocalLauncher::new(Path::new(&state_dir), &run_id, binary);
+        let docs = match run_spec::build(m, &run_id, &source, &target, &launcher.secret_dir()) {
+            Ok(d) => d,
             Err(e) => {
                 diags.error("Invalid mirror configuration", e);
                 return None;
             }
         };
-        let binary = local
-            .get("binary")
-            .as_str()
-            .map_or_else(default_binary, PathBuf::from);
-        let launcher = LocalLauncher {
-            spec: run_dir.join("spec.json"),
-            run_dir,
-            binary,
-        };
         Some(Run {
-            spec,
+            docs,
             source,
             target,
             launcher: Box::new(launcher),
         })
     }
 
-    async fn withdraw_report(&self) -> Result<(), String> {
-        let (spec, target) = (self.spec.clone(), self.target.clone());
-        tokio::task::spawn_blocking(move || {
-            let producer: rdkafka::producer::BaseProducer =
-                ferry_mirror::clients::target_producer_config(&spec, &target, None)
-                    .create()
-                    .map_err(|e| e.to_string())?;
-            ferry_mirror::status::withdraw_report(
-                &producer,
-                &spec.status_topic(),
-                Duration::from_secs(30),
-            )
-            .map_err(|e| format!("{e:#}"))
-        })
-        .await
-        .map_err(|e| e.to_string())?
+    fn spec(&self) -> &Spec {
+        &self.docs.spec
     }
 
-    /// The selected source topics and their target names.
-    async fn pairs(&self) -> Result<Vec<ferry_mirror::topics::TopicPair>, String> {
-        let admin = Admin::connect(&self.source)
+    /// Runs a one-off runtime command through the launcher; its stdout on success.
+    async fn command(&self, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .launcher
+            .run_once(args, COMMAND_WITHIN)
             .await
             .map_err(|e| e.to_string())?;
-        ferry_mirror::topics::selected(&self.spec, &admin)
-            .await
-            .map_err(|e| format!("{e:#}"))
-    }
-
-    /// The source's current end offset of every selected partition.
-    async fn source_end_offsets(
-        &self,
-    ) -> Result<std::collections::HashMap<(String, i32), i64>, String> {
-        let pairs = self.pairs().await?;
-        let (spec, source) = (self.spec.clone(), self.source.clone());
-        tokio::task::spawn_blocking(move || {
-            let reader: rdkafka::consumer::BaseConsumer = ferry_mirror::clients::reader_config(
-                &source,
-                &format!("{}.provider", spec.worker_group()),
-            )
-            .create()
-            .map_err(|e| e.to_string())?;
-            let mut out = std::collections::HashMap::new();
-            for pair in &pairs {
-                for p in 0..pair.partitions {
-                    let (_, high) = rdkafka::consumer::Consumer::fetch_watermarks(
-                        &reader,
-                        &pair.source,
-                        p,
-                        Duration::from_secs(15),
-                    )
-                    .map_err(|e| e.to_string())?;
-                    out.insert((pair.source.clone(), p), high);
-                }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
-
-    async fn status(&self) -> Result<RunStatus, String> {
-        let (spec, target) = (self.spec.clone(), self.target.clone());
-        tokio::task::spawn_blocking(move || {
-            let reader: rdkafka::consumer::BaseConsumer = ferry_mirror::clients::reader_config(
-                &target,
-                &format!("{}.provider", spec.worker_group()),
-            )
-            .create()
-            .map_err(|e| e.to_string())?;
-            ferry_mirror::status::read(
-                &reader,
-                &spec.status_topic(),
-                &spec.run_id,
-                Duration::from_secs(15),
-            )
-            .map_err(|e| format!("{e:#}"))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
-
-    /// Copies the run's status into the resource's computed attributes.
-    fn fill(&self, state: &mut Value, s: &RunStatus) {
-        state.set("state", Value::string(&s.state));
-        state.set("records_copied", Value::int(s.records_copied as i64));
-        state.set("bytes_copied", Value::int(s.bytes_copied as i64));
-        state.set("lag", Value::int(s.lag));
-        let topics = s.report.as_ref().map_or_else(
-            || {
-                let mut names: Vec<&str> = s
-                    .workers
-                    .iter()
-                    .flat_map(|w| w.partitions.iter().map(|p| p.source_topic.as_str()))
-                    .collect();
-                names.sort_unstable();
-                names.dedup();
-                names.len()
-            },
-            |r| r.topics.len(),
-        );
-        state.set("topics_copied", Value::int(topics as i64));
-        let translated = s.groups.iter().filter(|g| g.state == "translated").count();
-        state.set("groups_translated", Value::int(translated as i64));
-        if let Some(r) = &s.report {
-            let t = time::OffsetDateTime::from_unix_timestamp(r.completed_at_ms / 1000)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            state.set("completed_at", Value::string(rfc3339(t)));
-        } else if state.get("completed_at").is_unknown() {
-            state.set("completed_at", Value::Null);
-        }
-        if state.get("verification").is_unknown() {
-            state.set("verification", Value::List(Vec::new()));
+        if out.success || (!out.stdout.trim().is_empty() && out.exit_code == Some(1)) {
+            Ok(out.stdout)
+        } else {
+            Err(format!(
+                "`ferry-mirror {}` failed (exit {:?}): {}",
+                args.join(" "),
+                out.exit_code,
+                out.stderr.trim()
+            ))
         }
     }
 
     /// Checks the clusters and topics, starts the workers and polls until done.
-    async fn start_and_wait(
-        &self,
-        config: &Value,
-        state: &mut Value,
-        operation: &str,
-        diags: &mut Diagnostics,
-    ) {
-        let source_admin = match Admin::connect(&self.source).await {
-            Ok(a) => a,
-            Err(e) => {
-                return diags.attribute_error(
-                    AttributePath::root("source"),
-                    "Cannot reach the source cluster",
-                    e.to_string(),
-                );
-            }
-        };
-        if let Err(e) = Admin::connect(&self.target).await {
-            return diags.attribute_error(
-                AttributePath::root("target"),
-                "Cannot reach the target cluster",
-                e.to_string(),
-            );
+    async fn start_and_wait(&self, ctx: &Ctx, state: &mut MirrorModel, diags: &mut Diagnostics) {
+        if !self.check_clusters(diags).await {
+            return;
         }
-        if let Err(e) = ferry_mirror::topics::selected(&self.spec, &source_admin).await {
-            return diags.attribute_error(
-                AttributePath::root("topics"),
-                "Topic selection",
-                format!("{e:#}"),
-            );
-        }
-        let workers = config.get("workers").as_i64().unwrap_or(1).max(1) as usize;
-        if let Err(e) = self.launcher.ensure_running(workers) {
+        let workers = state.workers.or(1).max(1) as usize;
+        if let Err(e) = self.launcher.ensure_workers(workers).await {
             return diags.attribute_error(
                 AttributePath::root("launcher"),
                 "Cannot start the workers",
                 e.to_string(),
             );
         }
-        let within = timeouts::get(config, operation, DEFAULT_TIMEOUT);
-        let deadline = Instant::now() + within;
-        let continuous = self.spec.mode == Mode::Continuous;
-        let started_ms = ferry_mirror::status::now_ms();
+        let continuous = self.spec().mode == Mode::Continuous;
+        let started_ms = now_ms();
+        let run_id = &self.spec().run_id;
         let mut last = RunStatus::default();
         loop {
-            tokio::time::sleep(POLL_EVERY).await;
-            match self.status().await {
+            if let Err(why) = ctx.sleep(POLL_EVERY).await {
+                return diags.error(
+                    format!("Mirror not finished: {why}"),
+                    format!(
+                        "Run {run_id} is {}: {} records copied, lag {}. The workers keep running; the next apply \
+                         picks up the same run.",
+                        last.state, last.records_copied, last.lag
+                    ),
+                );
+            }
+            match poll::read_status(&self.target, self.spec()).await {
                 Ok(s) => last = s,
                 Err(e) => tracing::debug!(error = %e, "status not readable yet"),
             }
-            let total = last.records_copied as i64 + last.lag;
             tracing::info!(
-                run_id = %self.spec.run_id,
+                run_id = %run_id,
                 state = %last.state,
                 "ferry_mirror: {}/{} records copied, {:.1} MB/s, ETA {}",
                 last.records_copied,
-                total,
+                last.records_copied as i64 + last.lag,
                 last.bytes_per_second / 1e6,
                 last.eta_seconds.map_or("unknown".to_string(), |e| format!("{e:.0}s"))
             );
-            // Status records older than this apply (a previous run with the same id, killed
-            // workers) prove nothing about the workers just started.
-            let fresh = last.workers.iter().any(|w| w.updated_at_ms >= started_ms);
-            let done = if continuous {
-                fresh && last.state == "in_sync"
-            } else {
-                last.state == "complete"
-            };
-            if crate::provider::stop_requested() {
-                return diags.error(
-                    "Interrupted",
-                    format!("Terraform asked the provider to stop. Run {} keeps running; the next apply picks it up.", self.spec.run_id),
-                );
-            }
-            if done {
+            if poll::finished(&last, continuous, started_ms) {
                 break;
             }
-            let running = self.launcher.running();
-            if running == 0 && !continuous {
+            if self.launcher.running().await == 0 && !continuous {
                 // The last worker may have just exited after writing the report.
-                if let Ok(s) = self.status().await
-                    && s.state == "complete"
+                if let Ok(s) = poll::read_status(&self.target, self.spec()).await
+                    && s.state == RunState::Complete
                 {
                     last = s;
                     break;
@@ -691,81 +440,96 @@ impl Run {
                     "ferry-mirror workers stopped before the copy completed",
                     format!(
                         "Last output of the workers:\n{}",
-                        self.launcher.log_tail(15)
-                    ),
-                );
-            }
-            if Instant::now() > deadline {
-                return diags.error(
-                    format!("Mirror not finished within {within:?}"),
-                    format!(
-                        "Run {} is {}: {} records copied, lag {}. The workers keep running; the next apply \
-                         picks up the same run.",
-                        self.spec.run_id, last.state, last.records_copied, last.lag
+                        self.launcher.log_tail(15).await
                     ),
                 );
             }
         }
-        self.fill(state, &last);
-        state.set(
-            "workers_running",
-            Value::int(self.launcher.running() as i64),
-        );
-        if !continuous && config.get("verify").as_bool().unwrap_or(true) {
+        poll::fill(state, &last);
+        state.workers_running = Tf::Known(self.launcher.running().await as i64);
+        if !continuous && state.verify.or(true) {
             self.verify_into(state, diags).await;
-        } else if state.get("verification").is_unknown() || state.get("verification").is_null() {
-            state.set("verification", Value::List(Vec::new()));
+        } else if !matches!(state.verification, Tf::Known(_)) {
+            state.verification = Tf::Known(Vec::new());
         }
     }
 
-    async fn verify_into(&self, state: &mut Value, diags: &mut Diagnostics) {
-        let pairs = match self.pairs().await {
-            Ok(p) => p,
+    /// Both clusters answer and the topic selection matches source topics.
+    async fn check_clusters(&self, diags: &mut Diagnostics) -> bool {
+        let source = match Admin::connect(&self.source).await {
+            Ok(a) => a,
+            Err(e) => {
+                diags.attribute_error(
+                    AttributePath::root("source"),
+                    "Cannot reach the source cluster",
+                    e.to_string(),
+                );
+                return false;
+            }
+        };
+        if let Err(e) = Admin::connect(&self.target).await {
+            diags.attribute_error(
+                AttributePath::root("target"),
+                "Cannot reach the target cluster",
+                e.to_string(),
+            );
+            return false;
+        }
+        let names = match source.topic_names(false).await {
+            Ok(n) => n,
+            Err(e) => {
+                diags.attribute_error(
+                    AttributePath::root("source"),
+                    "Cannot list the source topics",
+                    e.to_string(),
+                );
+                return false;
+            }
+        };
+        let spec = self.spec();
+        let problem = if let Some(missing) = spec.topics.names.iter().find(|n| !names.contains(n)) {
+            Some(format!(
+                "source topic {missing:?} (topics) does not exist on the source cluster"
+            ))
+        } else if !names.iter().any(|n| spec.selects_topic(n)) {
+            Some("the topic selection matches no source topic".to_string())
+        } else {
+            None
+        };
+        if let Some(detail) = problem {
+            diags.attribute_error(AttributePath::root("topics"), "Topic selection", detail);
+            return false;
+        }
+        true
+    }
+
+    async fn verify_into(&self, state: &mut MirrorModel, diags: &mut Diagnostics) {
+        let rows: Vec<VerifyRow> = match self.command(&["verify", "--json"]).await {
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    return diags.error(
+                        "Verification could not run",
+                        format!("unexpected output of ferry-mirror verify: {e}"),
+                    );
+                }
+            },
             Err(e) => return diags.error("Verification could not run", e),
         };
-        let (spec, source, target) = (self.spec.clone(), self.source.clone(), self.target.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            ferry_mirror::verify::verify(&spec, &source, &target, &pairs, Duration::from_secs(30))
-        })
-        .await;
-        let rows = match result {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => return diags.error("Verification could not run", format!("{e:#}")),
-            Err(e) => return diags.error("Verification could not run", e.to_string()),
-        };
+        state.verification = Tf::Known(poll::verification_rows(&rows));
         let bad: Vec<String> = rows
             .iter()
             .filter(|r| !r.ok())
             .map(|r| {
                 format!(
                     "{} {}[{}]: {}",
-                    r.group, r.source_topic, r.partition, r.result
+                    r.group,
+                    r.source_topic,
+                    r.partition,
+                    r.result_text()
                 )
             })
             .collect();
-        state.set(
-            "verification",
-            Value::List(
-                rows.iter()
-                    .map(|r| {
-                        let mut o = Value::empty_object(&match verification_type() {
-                            Type::List(e) => *e,
-                            other => other,
-                        });
-                        o.set("group", Value::string(&r.group));
-                        o.set("topic", Value::string(&r.source_topic));
-                        o.set("partition", Value::int(r.partition as i64));
-                        o.set("source_offset", Value::int(r.source_offset));
-                        o.set(
-                            "target_offset",
-                            r.target_offset.map_or(Value::Null, Value::int),
-                        );
-                        o.set("result", Value::string(&r.result));
-                        o
-                    })
-                    .collect(),
-            ),
-        );
         if !bad.is_empty() {
             diags.attribute_error(
                 AttributePath::root("verify"),
@@ -775,131 +539,121 @@ impl Run {
         }
     }
 
-    /// After a continuous mirror stops: translate the groups one last time and verify.
-    async fn final_translation(&self, prior: &Value, diags: &mut Diagnostics) {
-        let pairs = match self.pairs().await {
-            Ok(p) => p,
-            Err(e) => return diags.error("Final group translation failed", e),
-        };
-        let (spec, source, target) = (self.spec.clone(), self.source.clone(), self.target.clone());
-        let result = tokio::task::spawn_blocking(move || {
-            ferry_mirror::groups::translate_all(
-                &spec,
-                &source,
-                &target,
-                &pairs,
-                Duration::from_secs(30),
-            )
-        })
-        .await;
-        match result {
-            Ok(Ok(groups)) => {
-                for g in &groups {
-                    tracing::info!(group = %g.group, state = %g.state, "final consumer group translation");
+    /// Cutover of a continuous mirror: producers on the source are stopped, so everything up
+    /// to the source's end offsets now must be copied before the workers stop.
+    async fn drain(&self, ctx: &Ctx, diags: &mut Diagnostics) -> bool {
+        let ends: Vec<EndOffset> = match self.command(&["end-offsets", "--json"]).await {
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(e) => e,
+                Err(e) => {
+                    diags.error(
+                        "Cannot read the source end offsets",
+                        format!("unexpected output of ferry-mirror end-offsets: {e}"),
+                    );
+                    return false;
                 }
+            },
+            Err(e) => {
+                diags.error("Cannot read the source end offsets", e);
+                return false;
             }
-            Ok(Err(e)) => diags.error("Final group translation failed", format!("{e:#}")),
-            Err(e) => diags.error("Final group translation failed", e.to_string()),
+        };
+        loop {
+            match poll::read_status(&self.target, self.spec()).await {
+                Ok(s) => {
+                    let mut copied: HashMap<(&str, i32), i64> = HashMap::new();
+                    for p in s.workers.iter().flat_map(|w| &w.partitions) {
+                        let e = copied
+                            .entry((p.source_topic.as_str(), p.partition))
+                            .or_insert(0);
+                        *e = (*e).max(p.copied_up_to);
+                    }
+                    let behind: i64 = ends
+                        .iter()
+                        .map(|e| {
+                            let done = copied
+                                .get(&(e.source_topic.as_str(), e.partition))
+                                .copied()
+                                .unwrap_or(0);
+                            (e.end_offset - done).max(0)
+                        })
+                        .sum();
+                    if behind == 0 {
+                        return true;
+                    }
+                    tracing::info!(behind, "draining the mirror before stopping it");
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read status while draining"),
+            }
+            if let Err(why) = ctx.sleep(POLL_EVERY).await {
+                diags.error(
+                    "Mirror did not drain",
+                    format!("Lag did not reach 0 ({why}); the workers keep running."),
+                );
+                return false;
+            }
         }
-        if prior.get("verify").as_bool().unwrap_or(true) {
-            let mut scratch = prior.clone();
+    }
+
+    /// After a continuous mirror stops: translate the groups one last time and verify.
+    async fn final_translation(&self, verify: bool, diags: &mut Diagnostics) {
+        match self.command(&["translate", "--json"]).await {
+            Ok(text) => match serde_json::from_str::<Vec<GroupResult>>(&text) {
+                Ok(groups) => {
+                    for g in &groups {
+                        tracing::info!(group = %g.group, state = %g.state, "final consumer group translation");
+                    }
+                }
+                Err(e) => diags.error(
+                    "Final group translation failed",
+                    format!("unexpected output of ferry-mirror translate: {e}"),
+                ),
+            },
+            Err(e) => diags.error("Final group translation failed", e),
+        }
+        if verify {
+            let mut scratch = MirrorModel::default();
             self.verify_into(&mut scratch, diags).await;
         }
     }
 }
 
-/// Builds the spec from the configuration and writes it (and the secrets, 0600) to the run dir.
-fn write_spec(
-    value: &Value,
-    run_id: &str,
-    run_dir: &std::path::Path,
-    source: &ConnectionConfig,
-    target: &ConnectionConfig,
-) -> Result<Spec, String> {
-    let cluster = |side: &str, c: &ConnectionConfig| -> Result<ClusterSpec, String> {
-        let secret_file = |name: &str, contents: &str| -> Result<PathBuf, String> {
-            let path = run_dir.join(format!("{side}.{name}"));
-            write_private(&path, contents)
-                .map_err(|e| format!("writing {}: {e}", path.display()))?;
-            Ok(path)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_rebuilds_the_blocks_from_the_run_directory() {
+        let dir = std::env::temp_dir().join(format!("ferry-import-{}", std::process::id()));
+        let mut source = ConnectionConfig::plaintext("a:9092");
+        source.sasl = Some(ferry_kafka::SaslConfig {
+            mechanism: ferry_kafka::SaslMechanism::ScramSha256,
+            username: "u".into(),
+            password: ferry_kafka::Secret::new("pw"),
+        });
+        let target = ConnectionConfig::plaintext("b:9092");
+        let m = MirrorModel {
+            topics_regex: "orders\\..*".into(),
+            topic_name_prefix: "copy.".into(),
+            mode: "continuous".into(),
+            exactly_once: Tf::Known(false),
+            in_sync_lag: Tf::Known(0),
+            ..MirrorModel::default()
         };
-        let tls = match &c.tls {
-            None => None,
-            Some(t) => Some(TlsSpec {
-                ca_file: t
-                    .ca_pem
-                    .as_deref()
-                    .map(|p| secret_file("ca.pem", p))
-                    .transpose()?,
-                client_cert_file: t
-                    .client_cert_pem
-                    .as_deref()
-                    .map(|p| secret_file("cert.pem", p))
-                    .transpose()?,
-                client_key_file: t
-                    .client_key_pem
-                    .as_ref()
-                    .map(|k| secret_file("key.pem", k.expose()))
-                    .transpose()?,
-                insecure_skip_verify: t.insecure_skip_verify,
-            }),
-        };
-        let sasl = match &c.sasl {
-            None => None,
-            Some(s) => Some(SaslSpec {
-                mechanism: s.mechanism.name().to_string(),
-                username: s.username.clone(),
-                password_file: Some(secret_file("password", s.password.expose())?),
-                password_env: None,
-            }),
-        };
-        Ok(ClusterSpec {
-            bootstrap_servers: c.bootstrap_servers.clone(),
-            tls,
-            sasl,
-            timeout_seconds: Some(c.timeout.as_secs().max(1)),
-        })
-    };
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_list()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect()
-    };
-    let spec = Spec {
-        version: ferry_mirror::spec::SPEC_VERSION,
-        run_id: run_id.to_string(),
-        source: cluster("source", source)?,
-        target: cluster("target", target)?,
-        topics: TopicSelection {
-            names: strings(value.get("topics")),
-            include_regex: value.get("topics_regex").as_str().map(str::to_string),
-            exclude_regex: value.get("exclude_regex").as_str().map(str::to_string),
-        },
-        topic_name_prefix: value
-            .get("topic_name_prefix")
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        consumer_groups_regex: value
-            .get("consumer_groups_regex")
-            .as_str()
-            .map(str::to_string),
-        mode: match value.get("mode").as_str() {
-            Some("continuous") => Mode::Continuous,
-            _ => Mode::UntilCaughtUp,
-        },
-        exactly_once: value.get("exactly_once").as_bool().unwrap_or(true),
-        compression: Default::default(),
-        replication_factor: None,
-        in_sync_lag: value.get("in_sync_lag").as_i64().unwrap_or(1000),
-        tuning: Default::default(),
-        http_listen: "127.0.0.1:0".to_string(),
-    };
-    spec.validate().map_err(|e| e.to_string())?;
-    let text = serde_json::to_string_pretty(&spec).map_err(|e| e.to_string())?;
-    std::fs::write(run_dir.join("spec.json"), text)
-        .map_err(|e| format!("writing the spec: {e}"))?;
-    Ok(spec)
+        let run_dir = dir.join("r1");
+        let docs = run_spec::build(&m, "r1", &source, &target, &run_dir).unwrap();
+        std::fs::create_dir_all(&run_dir).unwrap();
+        std::fs::write(run_dir.join("spec.json"), docs.spec_json()).unwrap();
+        for s in &docs.secrets {
+            std::fs::write(run_dir.join(&s.name), &s.contents).unwrap();
+        }
+        let mut d = Diagnostics::default();
+        let imported = import_from_run_dir(&dir, "r1", &mut d).unwrap();
+        // The imported model builds the very same spec again.
+        let again = run_spec::build(&imported, "r1", &source, &target, &run_dir).unwrap();
+        assert_eq!(again.spec_json(), docs.spec_json());
+        let sasl = imported.source.known().unwrap().sasl.known().unwrap().clone();
+        assert_eq!(sasl.password, Tf::Known("pw".into()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -7,16 +7,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{LaunchError, Launcher};
+use async_trait::async_trait;
+use rustix::process::{Pid, Signal};
 
+use super::{CommandOutput, LaunchError, Launcher};
+use crate::mirror::spec::RunDocuments;
+
+/// A run's workers as local processes, with everything in `run_dir` (`<state_dir>/<run_id>`).
+#[derive(Debug, Clone)]
 pub struct LocalLauncher {
     pub run_dir: PathBuf,
     pub binary: PathBuf,
-    pub spec: PathBuf,
 }
 
-fn err(e: impl std::fmt::Display) -> LaunchError {
-    LaunchError(e.to_string())
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LaunchError {
+    let path = path.display().to_string();
+    move |source| LaunchError::Io { what, path, source }
 }
 
 /// The ferry-mirror binary to use when the configuration names none: beside the provider
@@ -44,21 +50,27 @@ fn alive(pid: i32) -> bool {
         && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("ferry-mirror"))
 }
 
-const SIGKILL: i32 = 9;
-const SIGTERM: i32 = 15;
-
 /// Signals the worker's whole process group (each worker leads its own).
-fn signal(pid: i32, sig: i32) {
-    unsafe extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    // SAFETY: a plain syscall; a stale pid group just fails with ESRCH.
-    unsafe {
-        kill(-pid, sig);
+fn signal(pid: i32, sig: Signal) {
+    if let Some(group) = Pid::from_raw(pid)
+        && let Err(e) = rustix::process::kill_process_group(group, sig)
+    {
+        // ESRCH: the group is already gone, which is what we wanted.
+        tracing::debug!(pid, error = %e, "signalling a worker group");
     }
 }
 
 impl LocalLauncher {
+    pub fn new(state_dir: &Path, run_id: &str, binary: PathBuf) -> LocalLauncher {
+        let run_dir = state_dir.join(run_id);
+        LocalLauncher {
+            run_dir: std::path::absolute(&run_dir).unwrap_or(run_dir),
+            binary,
+        }
+    }
+    pub fn spec_path(&self) -> PathBuf {
+        self.run_dir.join("spec.json")
+    }
     fn pid_file(&self, worker: usize) -> PathBuf {
         self.run_dir.join(format!("worker-{worker}.pid"))
     }
@@ -90,88 +102,166 @@ impl LocalLauncher {
     }
 }
 
-impl Launcher for LocalLauncher {
-    fn ensure_running(&self, count: usize) -> Result<(), LaunchError> {
-        fs::create_dir_all(&self.run_dir).map_err(err)?;
-        for worker in 0..count {
-            if self.pid_of(worker).is_some_and(alive) {
-                continue;
+impl LocalLauncher {
+    /// A command for `ferry-mirror`, detached from Terraform: no inherited pipes, no secrets
+    /// from Terraform's environment (workers read theirs from the 0600 files).
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.stdin(Stdio::null());
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("TF_VAR_") || k.starts_with("FERRY_KAFKA_SASL_") {
+                command.env_remove(&key);
             }
-            let log = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.log_file(worker))
-                .map_err(err)?;
-            let mut command = Command::new(&self.binary);
-            command
-                .arg("run")
-                .arg("--spec")
-                .arg(&self.spec)
-                .arg("--worker-id")
-                .arg(format!("w{worker}"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().map_err(err)?)
-                .stderr(log)
-                // Its own process group: Ctrl-C in the terminal running Terraform does not
-                // reach it, and it lives on after the provider exits.
-                .process_group(0);
-            // Workers read their secrets from the spec's 0600 files; they do not need
-            // Terraform's environment secrets.
-            for (key, _) in std::env::vars_os() {
-                let k = key.to_string_lossy();
-                if k.starts_with("TF_VAR_") || k.starts_with("FERRY_KAFKA_SASL_") {
-                    command.env_remove(&key);
-                }
-            }
-            // SAFETY: only async-signal-safe calls (fcntl, close) between fork and exec.
-            unsafe {
-                command.pre_exec(|| {
-                    close_inherited_descriptors();
-                    Ok(())
-                });
-            }
-            let child = command
-                .spawn()
-                .map_err(|e| LaunchError(format!("cannot start {}: {e}", self.binary.display())))?;
-            fs::write(self.pid_file(worker), child.id().to_string()).map_err(err)?;
-            tracing::info!(worker, pid = child.id(), "started ferry-mirror worker");
-            // Reap it if it exits while we are still around, so it does not linger as a zombie.
-            std::thread::spawn(move || {
-                let mut child = child;
-                let _ = child.wait();
+        }
+        // SAFETY: the closure only makes fcntl calls, which are async-signal-safe, between
+        // fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                close_inherited_descriptors();
+                Ok(())
             });
         }
-        // Workers beyond `count` (scaled down) are stopped.
-        for worker in self.worker_slots().into_iter().filter(|w| *w >= count) {
-            if let Some(pid) = self.pid_of(worker) {
-                stop_pids(&[pid], Duration::from_secs(30));
+        command
+    }
+
+    fn start_worker(&self, worker: usize) -> Result<(), LaunchError> {
+        let log_path = self.log_file(worker);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io("opening the worker log", &log_path))?;
+        let log_err = log
+            .try_clone()
+            .map_err(io("opening the worker log", &log_path))?;
+        let mut command = self.command();
+        command
+            .arg("run")
+            .arg("--spec")
+            .arg(self.spec_path())
+            .arg("--worker-id")
+            .arg(format!("w{worker}"))
+            .stdout(log)
+            .stderr(log_err)
+            // Its own process group: Ctrl-C in the terminal running Terraform does not
+            // reach it, and it lives on after the provider exits.
+            .process_group(0);
+        let child = command.spawn().map_err(|source| LaunchError::Start {
+            binary: self.binary.display().to_string(),
+            source,
+        })?;
+        let pid_path = self.pid_file(worker);
+        fs::write(&pid_path, child.id().to_string()).map_err(io("writing", &pid_path))?;
+        tracing::info!(worker, pid = child.id(), "started ferry-mirror worker");
+        // Reap it if it exits while we are still around, so it does not linger as a zombie.
+        std::thread::spawn(move || {
+            let mut child = child;
+            if let Err(e) = child.wait() {
+                tracing::debug!(error = %e, "waiting for a worker");
             }
-            let _ = fs::remove_file(self.pid_file(worker));
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Launcher for LocalLauncher {
+    fn secret_dir(&self) -> PathBuf {
+        self.run_dir.clone()
+    }
+
+    async fn provision(&self, documents: &RunDocuments) -> Result<(), LaunchError> {
+        fs::create_dir_all(&self.run_dir).map_err(io("creating", &self.run_dir))?;
+        for secret in &documents.secrets {
+            let path = self.run_dir.join(&secret.name);
+            write_private(&path, &secret.contents).map_err(io("writing", &path))?;
+        }
+        let spec = self.spec_path();
+        write_private(&spec, &documents.spec_json()).map_err(io("writing", &spec))
+    }
+
+    async fn ensure_workers(&self, count: usize) -> Result<(), LaunchError> {
+        fs::create_dir_all(&self.run_dir).map_err(io("creating", &self.run_dir))?;
+        for worker in 0..count {
+            if !self.pid_of(worker).is_some_and(alive) {
+                self.start_worker(worker)?;
+            }
+        }
+        // Workers beyond `count` (scaled down) are stopped.
+        let extra: Vec<usize> = self
+            .worker_slots()
+            .into_iter()
+            .filter(|w| *w >= count)
+            .collect();
+        let pids: Vec<i32> = extra.iter().filter_map(|w| self.pid_of(*w)).collect();
+        tokio::task::spawn_blocking(move || stop_pids(&pids, Duration::from_secs(30)))
+            .await
+            .unwrap_or_default();
+        for worker in extra {
+            remove_if_present(&self.pid_file(worker));
         }
         Ok(())
     }
 
-    fn running(&self) -> usize {
+    async fn running(&self) -> usize {
         self.worker_slots()
             .into_iter()
             .filter(|w| self.pid_of(*w).is_some_and(alive))
             .count()
     }
 
-    fn stop_all(&self, grace: Duration) -> Result<(), LaunchError> {
+    async fn stop(&self, grace: Duration) -> Result<(), LaunchError> {
         let pids: Vec<i32> = self
             .worker_slots()
             .into_iter()
             .filter_map(|w| self.pid_of(w))
             .collect();
-        stop_pids(&pids, grace);
+        tokio::task::spawn_blocking(move || stop_pids(&pids, grace))
+            .await
+            .unwrap_or_default();
         for w in self.worker_slots() {
-            let _ = fs::remove_file(self.pid_file(w));
+            remove_if_present(&self.pid_file(w));
         }
         Ok(())
     }
 
-    fn log_tail(&self, lines: usize) -> String {
+    async fn run_once(
+        &self,
+        args: &[&str],
+        within: Duration,
+    ) -> Result<CommandOutput, LaunchError> {
+        let mut command = tokio::process::Command::from(self.command());
+        command
+            .args(args)
+            .arg("--spec")
+            .arg(self.spec_path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|source| LaunchError::Start {
+            binary: self.binary.display().to_string(),
+            source,
+        })?;
+        match tokio::time::timeout(within, child.wait_with_output()).await {
+            Ok(Ok(out)) => Ok(CommandOutput {
+                success: out.status.success(),
+                exit_code: out.status.code(),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }),
+            Ok(Err(source)) => Err(LaunchError::Start {
+                binary: self.binary.display().to_string(),
+                source,
+            }),
+            Err(_) => Err(LaunchError::TimedOut {
+                command: args.join(" "),
+                within,
+            }),
+        }
+    }
+
+    async fn log_tail(&self, lines: usize) -> String {
         let mut out = String::new();
         for w in self.worker_slots() {
             if let Ok(text) = fs::read_to_string(self.log_file(w)) {
@@ -185,27 +275,32 @@ impl Launcher for LocalLauncher {
         }
         out
     }
+}
 
-    fn run_dir(&self) -> PathBuf {
-        self.run_dir.clone()
+fn remove_if_present(path: &Path) {
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove a worker's pid file");
     }
 }
 
 /// Closes descriptors the provider inherited without close-on-exec (Terraform's output pipes
 /// among them): a worker holding them keeps `terraform apply | tee` from ever finishing.
+/// Runs in the child between fork and exec: marks every descriptor close-on-exec.
 fn close_inherited_descriptors() {
-    const F_GETFD: i32 = 1;
-    const FD_CLOEXEC: i32 = 1;
-    unsafe extern "C" {
-        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
-        fn close(fd: i32) -> i32;
-    }
+    use rustix::io::{FdFlags, fcntl_getfd, fcntl_setfd};
+    use std::os::fd::BorrowedFd;
     for fd in 3..4096 {
-        // SAFETY: plain syscalls on descriptor numbers; invalid ones just fail.
-        unsafe {
-            let flags = fcntl(fd, F_GETFD);
-            if flags >= 0 && flags & FD_CLOEXEC == 0 {
-                close(fd);
+        // SAFETY: the fd is only used for these two fcntl calls while this single-threaded
+        // child runs; a number that is not open makes them fail with EBADF, nothing more.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = fcntl_getfd(borrowed)
+            && !flags.contains(FdFlags::CLOEXEC)
+        {
+            // Failing here only leaves a descriptor open in the worker, as before.
+            if fcntl_setfd(borrowed, flags | FdFlags::CLOEXEC).is_err() {
+                continue;
             }
         }
     }
@@ -215,7 +310,7 @@ fn close_inherited_descriptors() {
 fn stop_pids(pids: &[i32], grace: Duration) {
     let live: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
     for pid in &live {
-        signal(*pid, SIGTERM);
+        signal(*pid, Signal::TERM);
     }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && live.iter().any(|p| alive(*p)) {
@@ -223,7 +318,7 @@ fn stop_pids(pids: &[i32], grace: Duration) {
     }
     for pid in live.iter().filter(|p| alive(**p)) {
         tracing::warn!(pid, "worker did not stop in time; killing it");
-        signal(*pid, SIGKILL);
+        signal(*pid, Signal::KILL);
     }
 }
 
@@ -231,7 +326,7 @@ fn stop_pids(pids: &[i32], grace: Duration) {
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let _ = fs::remove_file(path);
+    remove_if_present(path);
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

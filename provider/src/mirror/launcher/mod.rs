@@ -1,26 +1,62 @@
-//! Where `ferry_mirror` runs its workers. `local` (processes on the machine running Terraform)
-//! is the only launcher today; a Kubernetes launcher implements the same trait.
+//! Where a run's workers live. A launcher owns the run's files (spec and secrets, written only
+//! when the provider creates or updates the run), its workers, and one-off runtime commands
+//! (`translate`, `verify`, ...) that must run where the workers run, next to the brokers.
+//!
+//! `local` (processes on the machine running Terraform) is the one implementation today; a
+//! Kubernetes launcher is another file implementing [`Launcher`].
 
 pub mod local;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use thiserror::Error;
 
-#[derive(Debug, Error)]
-#[error("{0}")]
-pub struct LaunchError(pub String);
+use super::spec::RunDocuments;
 
-/// A run's workers, wherever they live.
+#[derive(Debug, Error)]
+pub enum LaunchError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start {binary}: {source}")]
+    Start {
+        binary: String,
+        source: std::io::Error,
+    },
+    #[error("`ferry-mirror {command}` did not finish within {within:?}")]
+    TimedOut { command: String, within: Duration },
+}
+
+/// What a one-off runtime command printed, and how it ended.
+#[derive(Debug, Clone)]
+pub struct CommandOutput {
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[async_trait]
 pub trait Launcher: Send + Sync {
-    /// Starts workers until `count` run; already running ones are kept.
-    fn ensure_running(&self, count: usize) -> Result<(), LaunchError>;
+    /// Where secret files will be, as the workers see them: the spec names them.
+    fn secret_dir(&self) -> PathBuf;
+    /// Writes the run's spec and secrets (secrets readable by the owner only). Only create
+    /// and update call this; reads and plans never write.
+    async fn provision(&self, documents: &RunDocuments) -> Result<(), LaunchError>;
+    /// Starts workers until `count` run (running ones are kept; extra ones are stopped).
+    async fn ensure_workers(&self, count: usize) -> Result<(), LaunchError>;
     /// How many workers are alive.
-    fn running(&self) -> usize;
-    /// Stops every worker (finishing open transactions), killing stragglers after `grace`.
-    fn stop_all(&self, grace: std::time::Duration) -> Result<(), LaunchError>;
+    async fn running(&self) -> usize;
+    /// Stops every worker (they finish open transactions), killing stragglers after `grace`.
+    async fn stop(&self, grace: Duration) -> Result<(), LaunchError>;
+    /// Runs `ferry-mirror <args> --spec <the run's spec>` to completion, bounded by `within`.
+    async fn run_once(&self, args: &[&str], within: Duration)
+    -> Result<CommandOutput, LaunchError>;
     /// The last lines the workers wrote, for error messages.
-    fn log_tail(&self, lines: usize) -> String;
-    /// Where the spec and secrets are written.
-    fn run_dir(&self) -> PathBuf;
+    async fn log_tail(&self, lines: usize) -> String;
 }

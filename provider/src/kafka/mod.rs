@@ -1,0 +1,7 @@
+//! Kafka itself: connections, the topic resource and data sources, and the rules they share.
+
+pub mod connection;
+pub mod topic;
+pub mod topic_data_source;
+pub mod topic_rules;
+pub mod topics_data_source;

@@ -1,0 +1,317 @@
+//! `ferry_mirror`'s schema and model: what users write and what state records.
+
+use ferry_mirror_api::RunState;
+use tfplugin::{
+    Attribute, Block, Diagnostics, Model, NestedBlock, Schema, StateUpgrader, Tf, Type, Validator,
+    Value, timeouts,
+};
+
+use crate::kafka::connection::{ConnectionModel, connection_block};
+
+pub const MODES: &[&str] = &["until_caught_up", "continuous"];
+
+/// In-place attributes that change the workers' spec (a change restarts them on the new one).
+pub const SPEC_ATTRIBUTES: &[&str] = &[
+    "topics",
+    "topics_regex",
+    "exclude_regex",
+    "consumer_groups_regex",
+    "in_sync_lag",
+    "http_listen",
+];
+
+/// Computed status attributes: unknown whenever the plan changes anything.
+const STATUS: &str = "Refreshed from the run's status topic.";
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct MirrorModel {
+    pub run_id: Tf<String>,
+    pub topics: Tf<Vec<String>>,
+    pub topics_regex: Tf<String>,
+    pub exclude_regex: Tf<String>,
+    pub topic_name_prefix: Tf<String>,
+    pub consumer_groups_regex: Tf<String>,
+    pub mode: Tf<String>,
+    pub workers: Tf<i64>,
+    pub exactly_once: Tf<bool>,
+    pub in_sync_lag: Tf<i64>,
+    pub verify: Tf<bool>,
+    pub http_listen: Tf<String>,
+    pub id: Tf<String>,
+    pub state: Tf<String>,
+    pub workers_running: Tf<i64>,
+    pub topics_copied: Tf<i64>,
+    pub records_copied: Tf<i64>,
+    pub bytes_copied: Tf<i64>,
+    pub lag: Tf<i64>,
+    pub groups_translated: Tf<i64>,
+    pub verification: Tf<Vec<VerificationRow>>,
+    pub started_at: Tf<String>,
+    pub completed_at: Tf<String>,
+    pub source: Tf<ConnectionModel>,
+    pub target: Tf<ConnectionModel>,
+    pub launcher: Tf<LauncherModel>,
+    pub timeouts: Tf<timeouts::Timeouts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct VerificationRow {
+    pub group: String,
+    pub topic: String,
+    pub partition: i64,
+    pub source_offset: i64,
+    pub target_offset: Option<i64>,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct LauncherModel {
+    pub local: Tf<LocalLauncherModel>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct LocalLauncherModel {
+    pub state_dir: Tf<String>,
+    pub binary: Tf<String>,
+}
+
+impl MirrorModel {
+    pub fn mode_is_continuous(&self) -> bool {
+        self.mode.known().is_some_and(|m| m == "continuous")
+    }
+    pub fn run_state(&self) -> Option<RunState> {
+        self.state.known().and_then(|s| parse_run_state(s))
+    }
+}
+
+pub fn parse_run_state(text: &str) -> Option<RunState> {
+    [
+        RunState::Provisioning,
+        RunState::Copying,
+        RunState::CaughtUp,
+        RunState::InSync,
+        RunState::Complete,
+        RunState::Failed,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == text)
+}
+
+fn verification_type() -> Type {
+    Type::list(Type::object([
+        ("group", Type::String),
+        ("topic", Type::String),
+        ("partition", Type::Number),
+        ("source_offset", Type::Number),
+        ("target_offset", Type::Number),
+        ("result", Type::String),
+    ]))
+}
+
+fn status(name: &str, ty: Type, what: &str) -> Attribute {
+    Attribute::computed(name, ty).describe(&format!("{what} {STATUS}"))
+}
+
+/// Version 1 moved the defaults of mode, workers, exactly_once, in_sync_lag and verify into
+/// the schema (planned and stored) and added http_listen.
+pub fn schema() -> Schema {
+    let cluster = |name: &str, what: &str| {
+        NestedBlock::single(name, connection_block(what, true)).requires_replace()
+    };
+    Schema {
+        version: 1,
+        block: Block::new(
+            "Copies topics and translates consumer groups from a source to a target cluster with \
+             ferry-mirror workers. Apply returns when the copy is complete (or in sync, for a continuous mirror).",
+        )
+        .attribute(
+            Attribute::optional_computed("run_id", Type::String)
+                .describe(
+                    "Names the run. Defaults to a name derived from the clusters and topics, so a timed-out apply \
+                     resumes the same run.",
+                )
+                .requires_replace()
+                .use_state_for_unknown(),
+        )
+        .attribute(Attribute::optional("topics", Type::list(Type::String)).describe("Source topics to copy."))
+        .attribute(
+            Attribute::optional("topics_regex", Type::String)
+                .describe("Also copy source topics whose whole name matches.")
+                .validate(Validator::regex("Invalid regular expression")),
+        )
+        .attribute(
+            Attribute::optional("exclude_regex", Type::String)
+                .describe("Never copy topics whose whole name matches.")
+                .validate(Validator::regex("Invalid regular expression")),
+        )
+        .attribute(
+            Attribute::optional("topic_name_prefix", Type::String)
+                .describe("Prefix for target topic names; empty keeps names identical.")
+                .requires_replace(),
+        )
+        .attribute(
+            Attribute::optional("consumer_groups_regex", Type::String)
+                .describe("Source consumer groups whose offsets are translated to the target.")
+                .validate(Validator::regex("Invalid regular expression")),
+        )
+        .attribute(
+            Attribute::optional("mode", Type::String)
+                .describe(
+                    "until_caught_up: copy what the source holds now, then finish. continuous: keep copying.",
+                )
+                .validate(Validator::one_of(MODES, "Invalid mode"))
+                .default(Value::string("until_caught_up"))
+                .requires_replace(),
+        )
+        .attribute(
+            Attribute::optional("workers", Type::Number)
+                .describe("Number of worker processes.")
+                .validate(Validator::int_range(1, 64, "Invalid worker count"))
+                .default(Value::int(1)),
+        )
+        .attribute(
+            Attribute::optional("exactly_once", Type::Bool)
+                .describe("Records and progress in one target transaction.")
+                .default(Value::Bool(true))
+                .requires_replace(),
+        )
+        .attribute(
+            Attribute::optional("in_sync_lag", Type::Number)
+                .describe("continuous: in sync when the total lag is at most this many records.")
+                .validate(Validator::int_range(0, i64::MAX, "Invalid in_sync_lag"))
+                .default(Value::int(1000)),
+        )
+        .attribute(
+            Attribute::optional("verify", Type::Bool)
+                .describe("Verify translated groups at the end and fail on a mismatch.")
+                .default(Value::Bool(true)),
+        )
+        .attribute(
+            Attribute::optional("http_listen", Type::String).describe(
+                "Address each worker serves /metrics, /status and /healthz on. Unset: a free port on \
+                 127.0.0.1. Use e.g. \"0.0.0.0:9464\" where Prometheus scrapes workers from elsewhere.",
+            ),
+        )
+        .attribute(
+            Attribute::computed("id", Type::String)
+                .describe("The run id.")
+                .use_state_for_unknown(),
+        )
+        .attribute(status(
+            "state",
+            Type::String,
+            "provisioning, copying, caught_up, in_sync, complete or failed.",
+        ))
+        .attribute(status("workers_running", Type::Number, "Workers alive at the last refresh."))
+        .attribute(status("topics_copied", Type::Number, "Number of topics in the run."))
+        .attribute(status("records_copied", Type::Number, "Records written to the target."))
+        .attribute(status("bytes_copied", Type::Number, "Key and value bytes written."))
+        .attribute(status("lag", Type::Number, "Records still to copy."))
+        .attribute(status("groups_translated", Type::Number, "Consumer groups committed on the target."))
+        .attribute(status(
+            "verification",
+            verification_type(),
+            "Per group and partition verification results.",
+        ))
+        .attribute(
+            Attribute::computed("started_at", Type::String)
+                .describe("RFC 3339 time the run was started.")
+                .use_state_for_unknown(),
+        )
+        .attribute(status("completed_at", Type::String, "RFC 3339 time the run completed."))
+        .block(cluster("source", "The cluster to copy from."))
+        .block(cluster("target", "The cluster to copy to (e.g. the new MSK cluster)."))
+        .block(NestedBlock::single(
+            "launcher",
+            Block::new("Where the workers run. Default: local processes.").block(NestedBlock::single(
+                "local",
+                Block::new("Workers as processes on the machine running Terraform (e.g. the Jenkins agent).")
+                    .attribute(Attribute::optional("state_dir", Type::String).describe(
+                        "Directory for the spec, secrets (mode 0600) and logs (default .ferry in the working directory).",
+                    ))
+                    .attribute(Attribute::optional("binary", Type::String).describe(
+                        "Path of ferry-mirror (default: beside the provider, FERRY_MIRROR_BIN, or PATH).",
+                    )),
+            )),
+        ))
+        .block(timeouts::block()),
+    }
+}
+
+/// The version 0 schema: version 1 without the schema defaults and without http_listen.
+fn schema_v0() -> Schema {
+    let mut s = schema();
+    s.version = 0;
+    s.block.attributes.retain(|a| a.name != "http_listen");
+    for a in &mut s.block.attributes {
+        if a.default.take().is_some() {
+            a.computed = false;
+        }
+    }
+    s
+}
+
+/// State from version 0 stored null where the user left a default; version 1 stores it.
+fn upgrade_v0(state: Value, diags: &mut Diagnostics) -> Option<MirrorModel> {
+    let mut m = MirrorModel::decode_or_report(&state, "version 0 state", diags)?;
+    if m.mode.is_null() {
+        m.mode = "until_caught_up".into();
+    }
+    if m.workers.is_null() {
+        m.workers = Tf::Known(1);
+    }
+    if m.exactly_once.is_null() {
+        m.exactly_once = Tf::Known(true);
+    }
+    if m.in_sync_lag.is_null() {
+        m.in_sync_lag = Tf::Known(1000);
+    }
+    if m.verify.is_null() {
+        m.verify = Tf::Known(true);
+    }
+    Some(m)
+}
+
+pub fn state_upgraders() -> Vec<StateUpgrader<MirrorModel>> {
+    vec![StateUpgrader {
+        from_version: 0,
+        prior_schema: schema_v0(),
+        upgrade: upgrade_v0,
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfplugin::model::check_model_matches;
+
+    #[test]
+    fn model_matches_schema_and_nested_blocks() {
+        let s = schema();
+        check_model_matches::<MirrorModel>(&s.block).unwrap();
+        let launcher = &s.block.blocks.iter().find(|b| b.name == "launcher").unwrap().block;
+        check_model_matches::<LauncherModel>(launcher).unwrap();
+        check_model_matches::<LocalLauncherModel>(&launcher.blocks[0].block).unwrap();
+    }
+
+    #[test]
+    fn version_0_state_upgrades_with_defaults_filled() {
+        let v0 = schema_v0();
+        assert!(v0.block.find_attribute("http_listen").is_none());
+        assert!(!v0.block.find_attribute("workers").unwrap().computed);
+        let mut state = Value::empty_object(&v0.block.implied_type());
+        state.set("run_id", Value::string("r"));
+        state.set("workers", Value::int(3));
+        // Decoded with the version 1 type, as the adapter does after reading with v0's.
+        let mut wide = Value::empty_object(&schema().block.implied_type());
+        if let (Value::Object(w), Value::Object(s)) = (&mut wide, state) {
+            w.extend(s);
+        }
+        let mut d = Diagnostics::default();
+        let m = upgrade_v0(wide, &mut d).unwrap();
+        assert_eq!(m.workers, Tf::Known(3), "a configured value is kept");
+        assert_eq!(m.mode, Tf::Known("until_caught_up".to_string()));
+        assert_eq!(m.verify, Tf::Known(true));
+        assert!(m.http_listen.is_null());
+    }
+}
