@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use thiserror::Error;
 
@@ -89,10 +90,13 @@ pub struct ErrorCapture {
 }
 
 impl ErrorCapture {
-    fn last(&self) -> Option<String> {
+    pub(crate) fn last(&self) -> Option<String> {
         self.last.lock().ok().and_then(|l| l.clone())
     }
 }
+
+// Readers and offset queries in `records` use it too.
+impl ConsumerContext for ErrorCapture {}
 
 impl ClientContext for ErrorCapture {
     // librdkafka calls this from its own threads, so connection failures (bad credentials, TLS
@@ -152,24 +156,20 @@ impl Admin {
         self.timeout
     }
 
-    /// Runs a blocking librdkafka call on a blocking thread, keeping the client alive.
+    /// Runs a blocking librdkafka call on a blocking thread. The handle is borrowed from the
+    /// client, which the closure's thread holds alive until the call returns.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(Handle, Duration) -> T + Send + 'static,
+        f: impl FnOnce(Handle<'_>, Duration) -> T + Send + 'static,
     ) -> Result<T, AdminError> {
         let client = Arc::clone(&self.client);
         let timeout = self.timeout;
-        tokio::task::spawn_blocking(move || {
-            let handle = Handle(client.inner().native_ptr());
-            let out = f(handle, timeout);
-            drop(client);
-            out
-        })
-        .await
-        .map_err(|e| AdminError::Other {
-            operation: "admin call",
-            message: e.to_string(),
-        })
+        tokio::task::spawn_blocking(move || f(Handle::of(client.inner()), timeout))
+            .await
+            .map_err(|e| AdminError::Other {
+                operation: "admin call",
+                message: e.to_string(),
+            })
     }
 
     async fn metadata(&self) -> Result<rdkafka::metadata::Metadata, AdminError> {
@@ -178,7 +178,7 @@ impl Admin {
         let servers = self.servers.clone();
         let (result, context_error) = tokio::task::spawn_blocking(move || {
             let result = client.inner().fetch_metadata(None, timeout);
-            let drained = native::drain_connection_errors(Handle(client.inner().native_ptr()));
+            let drained = native::drain_connection_errors(Handle::of(client.inner()));
             let reason = drained
                 .or_else(|| client.inner().context().last())
                 .map(|r| {

@@ -8,8 +8,10 @@
 pub mod admin;
 pub mod connection;
 mod native;
+pub mod records;
 pub mod transactions;
 
 pub use admin::{Admin, AdminError, NewTopic, TopicDescription};
 pub use connection::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
 pub use rdkafka::error::RDKafkaErrorCode as KafkaErrorCode;
+pub use records::{KafkaClientError, end_offsets, read_latest_by_key, write_keyed};

@@ -4,13 +4,13 @@
 //! joins, so the metadata is made from the group id alone (generation -1, no member), which the
 //! broker accepts for an Empty group. Zombie writers are fenced by transactional ids instead.
 
-use std::ffi::{CStr, CString};
 use std::time::Duration;
 
 use rdkafka::TopicPartitionList;
-use rdkafka::bindings as rd;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use thiserror::Error;
+
+use crate::native::{self, Handle};
 
 #[derive(Debug, Error)]
 #[error("sending offsets to the transaction: {message}")]
@@ -22,38 +22,22 @@ pub struct TxnOffsetError {
     pub fatal: bool,
 }
 
+/// Adds `offsets` for `group_id` to the producer's open transaction, waiting at most `timeout`.
 pub fn send_offsets_to_transaction<C: ProducerContext>(
     producer: &BaseProducer<C>,
     offsets: &TopicPartitionList,
     group_id: &str,
     timeout: Duration,
 ) -> Result<(), TxnOffsetError> {
-    let group = CString::new(group_id).map_err(|_| TxnOffsetError {
-        message: "group id contains NUL".into(),
+    let metadata = native::group_metadata(group_id).map_err(|e| TxnOffsetError {
+        message: e.message,
         requires_abort: false,
         fatal: false,
     })?;
-    unsafe {
-        let metadata = rd::rd_kafka_consumer_group_metadata_new(group.as_ptr());
-        let error = rd::rd_kafka_send_offsets_to_transaction(
-            producer.client().native_ptr(),
-            offsets.ptr(),
-            metadata,
-            timeout.as_millis().clamp(1, i32::MAX as u128) as i32,
-        );
-        rd::rd_kafka_consumer_group_metadata_destroy(metadata);
-        if error.is_null() {
-            return Ok(());
-        }
-        let message = CStr::from_ptr(rd::rd_kafka_error_string(error))
-            .to_string_lossy()
-            .into_owned();
-        let result = TxnOffsetError {
-            message,
-            requires_abort: rd::rd_kafka_error_txn_requires_abort(error) != 0,
-            fatal: rd::rd_kafka_error_is_fatal(error) != 0,
-        };
-        rd::rd_kafka_error_destroy(error);
-        Err(result)
-    }
+    native::send_offsets_to_transaction(Handle::of(producer.client()), offsets, &metadata, timeout)
+        .map_err(|e| TxnOffsetError {
+            message: e.error.message,
+            requires_abort: e.requires_abort,
+            fatal: e.fatal,
+        })
 }
