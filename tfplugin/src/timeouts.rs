@@ -2,47 +2,54 @@
 
 use std::time::Duration;
 
-use super::diagnostics::{AttributePath, Diagnostics};
-use super::schema::{Attribute, Block, NestedBlock};
-use super::value::{Type, Value};
+use super::model::{Model, Tf};
+use super::schema::{Attribute, Block, NestedBlock, Validator};
+use super::value::Type;
 
-/// The `timeouts` block for the given operations (e.g. `["create", "update", "delete"]`).
-pub fn block(operations: &[&str]) -> NestedBlock {
+/// The `timeouts { create, update, delete }` block of a resource.
+pub fn block() -> NestedBlock {
     let mut b = Block::new(
         "How long each operation may take, as a duration such as \"30s\", \"10m\" or \"1h30m\".",
     );
-    for op in operations {
+    for op in ["create", "update", "delete"] {
         b = b.attribute(
-            Attribute::optional(op, Type::String).describe(&format!("Time limit for {op}.")),
+            Attribute::optional(op, Type::String)
+                .describe(&format!("Time limit for {op}."))
+                .validate(Validator::duration("Invalid duration")),
         );
     }
     NestedBlock::single("timeouts", b)
 }
 
-/// The timeout configured for `operation` in the resource value, or `default`.
-pub fn get(resource: &Value, operation: &str, default: Duration) -> Duration {
-    resource
-        .get("timeouts")
-        .get(operation)
-        .as_str()
-        .and_then(|s| parse_duration(s).ok())
-        .unwrap_or(default)
+/// The `timeouts` block's model.
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct Timeouts {
+    pub create: Tf<String>,
+    pub update: Tf<String>,
+    pub delete: Tf<String>,
 }
 
-/// Reports malformed durations in the `timeouts` block, pointing at the attribute.
-pub fn validate(config: &Value, operations: &[&str], diags: &mut Diagnostics) {
-    for op in operations {
-        if let Some(s) = config.get("timeouts").get(op).as_str()
-            && let Err(e) = parse_duration(s)
-        {
-            diags.attribute_error(
-                AttributePath::root("timeouts").attr(op),
-                "Invalid duration",
-                format!(
-                    "{s:?} is not a duration: {e}. Write it like \"45s\", \"10m\" or \"1h30m\"."
-                ),
-            );
-        }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Timeouts {
+    /// The configured limit for `operation` in a resource's `timeouts` block, or `default`.
+    pub fn get(block: &Tf<Timeouts>, operation: Operation, default: Duration) -> Duration {
+        let Some(t) = block.known() else {
+            return default;
+        };
+        let text = match operation {
+            Operation::Create => &t.create,
+            Operation::Update => &t.update,
+            Operation::Delete => &t.delete,
+        };
+        text.known()
+            .and_then(|s| parse_duration(s).ok())
+            .unwrap_or(default)
     }
 }
 
@@ -84,6 +91,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_limits_win_over_defaults() {
+        let t = Tf::Known(Timeouts {
+            create: "10m".into(),
+            ..Timeouts::default()
+        });
+        let d = Duration::from_secs(1);
+        assert_eq!(Timeouts::get(&t, Operation::Create, d), Duration::from_secs(600));
+        assert_eq!(Timeouts::get(&t, Operation::Delete, d), d);
+        assert_eq!(Timeouts::get(&Tf::Null, Operation::Create, d), d);
+        crate::model::check_model_matches::<Timeouts>(&block().block).unwrap();
+    }
 
     #[test]
     fn parses_go_style_durations() {

@@ -84,10 +84,14 @@ pub fn hclog_level(level: &Level) -> &'static str {
     }
 }
 
-/// hclog's timestamp shape: RFC 3339 in UTC.
+/// hclog's timestamp shape, which go-plugin parses strictly: RFC 3339 in UTC with exactly six
+/// fractional digits (nine make it treat the whole line as plain text).
 fn timestamp() -> String {
+    const HCLOG: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
     time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+        .format(HCLOG)
         .unwrap_or_default()
 }
 
@@ -144,6 +148,7 @@ mod tests {
                 .unwrap()
                 .ends_with(".terraform_provider_ferry.grpc")
         );
-        assert!(parsed["@timestamp"].as_str().unwrap().ends_with('Z'));
+        let ts = parsed["@timestamp"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && ts.len() == 27, "{ts}");
     }
 }
