@@ -251,6 +251,12 @@ async fn records_over_sasl_scram() {
         e.to_string().to_lowercase().contains("authentication"),
         "{e}"
     );
+    sasl.timeout = Duration::from_secs(5);
+    let e = Admin::connect(&sasl)
+        .await
+        .err()
+        .expect("wrong password refused");
+    assert!(e.to_string().contains("authentication failed"), "{e}");
     admin.delete_topic(&topic).await.unwrap();
 }
 
