@@ -299,7 +299,9 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
                 &AttributePath::default(),
                 &mut diags,
             );
-            if let Some(m) = P::Model::decode_or_report(&config, "provider configuration", &mut diags) {
+            if let Some(m) =
+                P::Model::decode_or_report(&config, "provider configuration", &mut diags)
+            {
                 self.provider.validate(&m, &mut diags);
             }
         }
@@ -484,8 +486,10 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             && let Some(ctx) = self.ctx(&mut diags)
         {
             tracing::debug!(type_name = %req.type_name, create = prior.is_null(), "PlanResourceChange");
-            (planned, requires_replace) =
-                r.imp.plan(&ctx, &prior, &config, proposed, &mut diags).await;
+            (planned, requires_replace) = r
+                .imp
+                .plan(&ctx, &prior, &config, proposed, &mut diags)
+                .await;
         }
         Ok(Response::new(tf::plan_resource_change::Response {
             planned_state: encode(&planned, &r.ty),
@@ -526,14 +530,14 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
         };
         let new_state = if let Some(ctx) = ctx {
             if planned.is_null() {
-            tracing::info!(type_name = %req.type_name, "deleting");
-            r.imp.delete(&ctx, &prior, &mut diags).await;
-            // Keep the object in state if deletion failed, so it is not forgotten.
-            if diags.has_errors() {
-                prior
-            } else {
-                Value::Null
-            }
+                tracing::info!(type_name = %req.type_name, "deleting");
+                r.imp.delete(&ctx, &prior, &mut diags).await;
+                // Keep the object in state if deletion failed, so it is not forgotten.
+                if diags.has_errors() {
+                    prior
+                } else {
+                    Value::Null
+                }
             } else if prior.is_null() {
                 tracing::info!(type_name = %req.type_name, "creating");
                 r.imp.create(&ctx, &planned, &mut diags).await

@@ -28,6 +28,8 @@ pub use diagnostics::{AttributePath, Diagnostics};
 pub use host::intent::Intent;
 pub use host::{PluginInfo, serve_main};
 pub use model::{Model, Set, Tf};
-pub use resource::{AnyDataSource, AnyResource, DataSource, Plan, Provider, Resource, StateUpgrader};
+pub use resource::{
+    AnyDataSource, AnyResource, DataSource, Plan, Provider, Resource, StateUpgrader,
+};
 pub use schema::{Attribute, Block, NestedBlock, Schema, Validator};
 pub use value::{Type, Value};

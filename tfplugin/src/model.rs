@@ -21,7 +21,10 @@ pub use tfplugin_derive::Model;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelError {
     Unknown(AttributePath),
-    Mismatch { path: AttributePath, message: String },
+    Mismatch {
+        path: AttributePath,
+        message: String,
+    },
 }
 
 impl ModelError {
@@ -342,26 +345,20 @@ impl<T: TfValue> TfValue for BTreeMap<String, T> {
             Value::Map(entries) => entries
                 .iter()
                 .map(|(k, v)| {
-                    T::decode(v)
-                        .map(|x| (k.clone(), x))
-                        .map_err(|e| match e {
-                            ModelError::Unknown(p) => ModelError::Unknown(key_path(k, p)),
-                            ModelError::Mismatch { path, message } => ModelError::Mismatch {
-                                path: key_path(k, path),
-                                message,
-                            },
-                        })
+                    T::decode(v).map(|x| (k.clone(), x)).map_err(|e| match e {
+                        ModelError::Unknown(p) => ModelError::Unknown(key_path(k, p)),
+                        ModelError::Mismatch { path, message } => ModelError::Mismatch {
+                            path: key_path(k, path),
+                            message,
+                        },
+                    })
                 })
                 .collect(),
             v => Err(scalar_error("a map", v)),
         }
     }
     fn encode(&self) -> Value {
-        Value::Map(
-            self.iter()
-                .map(|(k, v)| (k.clone(), v.encode()))
-                .collect(),
-        )
+        Value::Map(self.iter().map(|(k, v)| (k.clone(), v.encode())).collect())
     }
 }
 

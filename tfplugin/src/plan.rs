@@ -147,7 +147,11 @@ mod tests {
             .attribute(Attribute::optional_computed("rf", Type::Number).use_state_for_unknown())
             .attribute(Attribute::computed("id", Type::String).use_state_for_unknown())
             .attribute(Attribute::computed("status", Type::String))
-            .attribute(Attribute::computed("lag", Type::Number).use_state_for_unknown().computed_if_changed(&["size"]))
+            .attribute(
+                Attribute::computed("lag", Type::Number)
+                    .use_state_for_unknown()
+                    .computed_if_changed(&["size"]),
+            )
             .attribute(
                 Attribute::optional("size", Type::Number)
                     .validate(Validator::int_range(1, 10, "Invalid size"))
@@ -207,8 +211,15 @@ mod tests {
         planned.set("size", Value::int(3));
         let replace = plan_attributes(&block(), &prior, &config, &mut planned);
         assert_eq!(replace, vec![AttributePath::root("size")]);
-        assert_eq!(planned.get("id"), &Value::string("a"), "use state for unknown");
-        assert!(planned.get("status").is_unknown(), "computed without modifier");
+        assert_eq!(
+            planned.get("id"),
+            &Value::string("a"),
+            "use state for unknown"
+        );
+        assert!(
+            planned.get("status").is_unknown(),
+            "computed without modifier"
+        );
         assert!(planned.get("lag").is_unknown(), "computed if size changed");
 
         let config = obj(&[("name", Value::string("b")), ("size", Value::int(6))]);

@@ -57,8 +57,7 @@ pub trait Resource<D: Send + Sync + 'static>: Send + Sync + 'static {
     fn validate(&self, _config: &Self::Model, _diags: &mut Diagnostics) {}
 
     /// Refines a plan: checks against the live system, adds replacement paths.
-    async fn plan(&self, _ctx: &Ctx<D>, _plan: &mut Plan<Self::Model>, _diags: &mut Diagnostics) {
-    }
+    async fn plan(&self, _ctx: &Ctx<D>, _plan: &mut Plan<Self::Model>, _diags: &mut Diagnostics) {}
 
     /// Creates the object; returns its state, or `None` if nothing was created.
     async fn create(

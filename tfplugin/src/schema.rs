@@ -441,7 +441,12 @@ mod tests {
         let summaries: Vec<&str> = d.0.iter().map(|x| x.summary.as_str()).collect();
         assert_eq!(
             summaries,
-            ["Invalid worker count", "Invalid mode", "Invalid regular expression", "Invalid duration"]
+            [
+                "Invalid worker count",
+                "Invalid mode",
+                "Invalid regular expression",
+                "Invalid duration"
+            ]
         );
         let mut ok = Diagnostics::default();
         Validator::int_range(1, 64, "x").run(&Value::int(64), &at, &mut ok);

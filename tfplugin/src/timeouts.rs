@@ -99,7 +99,10 @@ mod tests {
             ..Timeouts::default()
         });
         let d = Duration::from_secs(1);
-        assert_eq!(Timeouts::get(&t, Operation::Create, d), Duration::from_secs(600));
+        assert_eq!(
+            Timeouts::get(&t, Operation::Create, d),
+            Duration::from_secs(600)
+        );
         assert_eq!(Timeouts::get(&t, Operation::Delete, d), d);
         assert_eq!(Timeouts::get(&Tf::Null, Operation::Create, d), d);
         crate::model::check_model_matches::<Timeouts>(&block().block).unwrap();

@@ -239,8 +239,16 @@ pub fn parse(
                     detail,
                 );
             }
-            let username = s.username.known().cloned().or_else(|| env(ENV_SASL_USERNAME));
-            let password = s.password.known().cloned().or_else(|| env(ENV_SASL_PASSWORD));
+            let username = s
+                .username
+                .known()
+                .cloned()
+                .or_else(|| env(ENV_SASL_USERNAME));
+            let password = s
+                .password
+                .known()
+                .cloned()
+                .or_else(|| env(ENV_SASL_PASSWORD));
             let hint = match origin {
                 Origin::Provider => " (or the matching FERRY_KAFKA_SASL_* environment variable)",
                 Origin::ClusterBlock => "",

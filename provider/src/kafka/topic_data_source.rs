@@ -40,11 +40,13 @@ fn schema() -> Schema {
                     .describe("Replicas per partition."),
             )
             .attribute(
-                Attribute::computed("config", Type::map(Type::String))
-                    .describe("Configs set on the topic itself (broker defaults are not included)."),
+                Attribute::computed("config", Type::map(Type::String)).describe(
+                    "Configs set on the topic itself (broker defaults are not included).",
+                ),
             )
             .attribute(
-                Attribute::computed("topic_id", Type::String).describe("Kafka's topic id (base64)."),
+                Attribute::computed("topic_id", Type::String)
+                    .describe("Kafka's topic id (base64)."),
             )
             .block(cluster_block()),
     }

@@ -59,7 +59,11 @@ pub fn name_validator() -> Validator {
         |value, path, diags| {
             let Some(name) = value.as_str() else { return };
             if let Err(why) = check_name(name) {
-                diags.attribute_error(path.clone(), "Invalid topic name", format!("{name:?}: {why}."));
+                diags.attribute_error(
+                    path.clone(),
+                    "Invalid topic name",
+                    format!("{name:?}: {why}."),
+                );
             } else if name.contains('.') && name.contains('_') {
                 diags.attribute_warning(
                     path.clone(),

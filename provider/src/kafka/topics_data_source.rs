@@ -34,27 +34,25 @@ fn compile(pattern: &str, diags: &mut Diagnostics) -> Option<Regex> {
 }
 
 fn schema() -> Schema {
-        Schema {
-            version: 0,
-            block: Block::new("Lists the topics of a Kafka cluster.")
-                .attribute(Attribute::optional("name_regex", Type::String).describe(
-                    "Only names matching this regular expression (whole name, RE2-like syntax).",
-                ))
-                .attribute(
-                    Attribute::optional("include_internal", Type::Bool).describe(
-                        "Include internal topics such as __consumer_offsets. Default false.",
-                    ),
-                )
-                .attribute(
-                    Attribute::computed("id", Type::String)
-                        .describe("The bootstrap servers queried."),
-                )
-                .attribute(
-                    Attribute::computed("names", Type::list(Type::String))
-                        .describe("Matching topic names, sorted."),
-                )
-                .block(cluster_block()),
-        }
+    Schema {
+        version: 0,
+        block: Block::new("Lists the topics of a Kafka cluster.")
+            .attribute(Attribute::optional("name_regex", Type::String).describe(
+                "Only names matching this regular expression (whole name, RE2-like syntax).",
+            ))
+            .attribute(
+                Attribute::optional("include_internal", Type::Bool)
+                    .describe("Include internal topics such as __consumer_offsets. Default false."),
+            )
+            .attribute(
+                Attribute::computed("id", Type::String).describe("The bootstrap servers queried."),
+            )
+            .attribute(
+                Attribute::computed("names", Type::list(Type::String))
+                    .describe("Matching topic names, sorted."),
+            )
+            .block(cluster_block()),
+    }
 }
 
 #[async_trait]

@@ -289,7 +289,13 @@ mod tests {
     fn model_matches_schema_and_nested_blocks() {
         let s = schema();
         check_model_matches::<MirrorModel>(&s.block).unwrap();
-        let launcher = &s.block.blocks.iter().find(|b| b.name == "launcher").unwrap().block;
+        let launcher = &s
+            .block
+            .blocks
+            .iter()
+            .find(|b| b.name == "launcher")
+            .unwrap()
+            .block;
         check_model_matches::<LauncherModel>(launcher).unwrap();
         check_model_matches::<LocalLauncherModel>(&launcher.blocks[0].block).unwrap();
     }

@@ -652,7 +652,14 @@ mod tests {
         // The imported model builds the very same spec again.
         let again = run_spec::build(&imported, "r1", &source, &target, &run_dir).unwrap();
         assert_eq!(again.spec_json(), docs.spec_json());
-        let sasl = imported.source.known().unwrap().sasl.known().unwrap().clone();
+        let sasl = imported
+            .source
+            .known()
+            .unwrap()
+            .sasl
+            .known()
+            .unwrap()
+            .clone();
         assert_eq!(sasl.password, Tf::Known("pw".into()));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use ferry_kafka::ConnectionConfig;
+use ferry_mirror_api::spec::default_http_listen;
 use ferry_mirror_api::{
     ClusterSpec, Mode, RunIdentity, SaslMechanism, SaslSpec, Spec, TlsSpec, TopicSelection,
     derive_run_id,
 };
-use ferry_mirror_api::spec::default_http_listen;
 use tfplugin::Tf;
 
 use super::model::MirrorModel;
@@ -140,9 +140,7 @@ pub fn cluster_model(
     c: &ClusterSpec,
     read_secret: &dyn Fn(&Path) -> Option<String>,
 ) -> ConnectionModel {
-    let file = |p: &Option<PathBuf>| -> Tf<String> {
-        p.as_deref().and_then(read_secret).into()
-    };
+    let file = |p: &Option<PathBuf>| -> Tf<String> { p.as_deref().and_then(read_secret).into() };
     ConnectionModel {
         bootstrap_servers: Tf::Known(c.bootstrap_servers.clone()),
         // 30 s is the default the spec always spells out; other values were configured.
@@ -229,17 +227,24 @@ mod tests {
         let target = ConnectionConfig::plaintext("b:9092");
         let docs = build(&model(), "r1", &source, &target, Path::new("/run")).unwrap();
         let json = docs.spec_json();
-        assert!(!json.contains("s3cret"), "the password never enters the spec");
+        assert!(
+            !json.contains("s3cret"),
+            "the password never enters the spec"
+        );
         assert_eq!(docs.secrets.len(), 1);
         assert_eq!(docs.secrets[0].name, "source.password");
         assert_eq!(docs.spec.mode, Mode::Continuous);
         assert_eq!(docs.spec.topic_name_prefix, "copy.");
 
-        let read = |p: &Path| (p == Path::new("/run/source.password")).then(|| "s3cret".to_string());
+        let read =
+            |p: &Path| (p == Path::new("/run/source.password")).then(|| "s3cret".to_string());
         let back = cluster_model(&docs.spec.source, &read);
         let sasl = back.sasl.known().unwrap();
         assert_eq!(sasl.password, Tf::Known("s3cret".to_string()));
         assert_eq!(sasl.mechanism, Tf::Known("SCRAM-SHA-512".to_string()));
-        assert!(back.timeout.is_null(), "the default timeout reads back as unset");
+        assert!(
+            back.timeout.is_null(),
+            "the default timeout reads back as unset"
+        );
     }
 }

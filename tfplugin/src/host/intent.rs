@@ -74,7 +74,10 @@ mod tests {
         assert_eq!(intent("terraform destroy -auto-approve"), Intent::Destroy);
         assert_eq!(intent("tofu -chdir=x apply -destroy"), Intent::Destroy);
         assert_eq!(intent("terraform plan -refresh-only"), Intent::RefreshOnly);
-        assert_eq!(intent("terraform apply -refresh-only=true"), Intent::RefreshOnly);
+        assert_eq!(
+            intent("terraform apply -refresh-only=true"),
+            Intent::RefreshOnly
+        );
         assert_eq!(intent("terraform refresh"), Intent::RefreshOnly);
         assert_eq!(intent("terraform plan -out=destroy"), Intent::Normal);
         assert_eq!(intent("terraform"), Intent::Normal);

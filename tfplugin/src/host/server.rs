@@ -15,9 +15,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
 use super::handshake;
+use super::intent::Intent;
 use super::services::{Broker, Controller, Shutdown, Stdio};
 use super::tls;
-use super::intent::Intent;
 use crate::adapter::ProviderService;
 use crate::context::StopSignal;
 use crate::resource::Provider;
@@ -152,9 +152,13 @@ pub async fn serve<P: Provider>(provider: P, client_cert_pem: Option<String>) ->
         .await;
 
     let shutdown = Shutdown::default();
-    let provider = ProviderServer::new(ProviderService::new(provider, StopSignal::default(), intent))
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
+    let provider = ProviderServer::new(ProviderService::new(
+        provider,
+        StopSignal::default(),
+        intent,
+    ))
+    .max_decoding_message_size(usize::MAX)
+    .max_encoding_message_size(usize::MAX);
 
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
