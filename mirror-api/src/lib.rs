@@ -16,7 +16,9 @@ pub use spec::{
     ClusterSpec, Compression, MIN_SPEC_VERSION, Mode, SPEC_VERSION, SaslMechanism, SaslSpec, Spec,
     SpecError, TlsSpec, TopicSelection, Tuning,
 };
-pub use status::{FinalReport, PartitionStatus, RunState, RunStatus, WorkerState, WorkerStatus};
+pub use status::{
+    EndOffset, FinalReport, PartitionStatus, RunState, RunStatus, WorkerState, WorkerStatus,
+};
 pub use verify::{VerifyOutcome, VerifyRow};
 
 /// Milliseconds since the Unix epoch, the clock of every record in the status topic.

@@ -167,6 +167,16 @@ pub struct RunStatus {
     pub report: Option<FinalReport>,
 }
 
+/// One selected source partition's end offset, as `ferry-mirror end-offsets --json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndOffset {
+    pub source_topic: String,
+    pub partition: i32,
+    /// The offset the next record written to the partition gets (last stable offset: the
+    /// end of what `read_committed` readers, and so the copy, see).
+    pub end_offset: i64,
+}
+
 impl RunStatus {
     /// Folds the latest value of each status-topic key (tombstoned keys already removed) into
     /// one view, as of `now_ms`. Records that do not parse are skipped.

@@ -1,13 +1,19 @@
 //! librdkafka clients configured for the runtime's jobs.
 
+use std::time::Duration;
+
 use rdkafka::ClientConfig;
 
 use crate::spec::Spec;
 use ferry_kafka::ConnectionConfig;
 
+/// `transaction.timeout.ms` of the target producers: the broker aborts a transaction left
+/// open longer (the commit decision commits well before).
+pub(crate) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Reads the source: committed data only (aborted transactions are never copied), no offset
 /// commits to the source, partitions spread across the run's workers by the group protocol.
-pub fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> ClientConfig {
+pub(crate) fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> ClientConfig {
     let mut c = source.client_config();
     c.set("group.id", spec.worker_group())
         .set("enable.auto.commit", "false")
@@ -41,7 +47,7 @@ pub fn target_producer_config(
     let mut c = target.client_config();
     c.set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("compression.type", spec.compression.librdkafka_name())
+        .set("compression.type", spec.compression.name())
         .set("linger.ms", spec.tuning.linger_ms.to_string())
         .set("batch.size", spec.tuning.batch_size.to_string())
         // Per partition producer: a few batches in flight is enough to keep the link busy.
@@ -49,8 +55,10 @@ pub fn target_producer_config(
         .set("queue.buffering.max.messages", "100000")
         .set("message.max.bytes", "10485760");
     if let Some(id) = transactional_id {
-        c.set("transactional.id", id)
-            .set("transaction.timeout.ms", "60000");
+        c.set("transactional.id", id).set(
+            "transaction.timeout.ms",
+            TRANSACTION_TIMEOUT.as_millis().to_string(),
+        );
     }
     c
 }

@@ -4,39 +4,21 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
-
 use crate::clients::reader_config;
 use crate::mapping::{MappingRecord, PartitionMapping};
 use crate::progress::{self, PartitionKey};
 use crate::spec::Spec;
 use crate::topics::TopicPair;
+use anyhow::{Context, Result};
 use ferry_kafka::ConnectionConfig;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupPartition {
-    pub source_topic: String,
-    pub target_topic: String,
-    pub partition: i32,
-    pub source_offset: i64,
-    pub target_offset: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupResult {
-    pub group: String,
-    /// translated, pending (copy not there yet), active_on_target (not touched), failed
-    pub state: String,
-    pub detail: String,
-    pub partitions: Vec<GroupPartition>,
-}
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+// Transition: the provider still reads these through `ferry_mirror::groups`.
+pub use ferry_mirror_api::groups::{GroupPartition, GroupResult, GroupState};
 
 /// Reads the whole offset mapping of the run (read_committed, up to the end).
-pub fn load_mappings(
+pub(crate) fn load_mappings(
     spec: &Spec,
     target: &ConnectionConfig,
     timeout: Duration,
@@ -74,7 +56,7 @@ pub fn load_mappings(
 }
 
 /// Source consumer groups the spec selects (never the run's own groups).
-pub fn selected_groups(
+pub(crate) fn selected_groups(
     spec: &Spec,
     source: &ConnectionConfig,
     timeout: Duration,
@@ -91,14 +73,14 @@ pub fn selected_groups(
         .groups()
         .iter()
         .map(|g| g.name().to_string())
-        .filter(|n| !n.starts_with("ferry-mirror.") && spec.selects_group(n))
+        .filter(|n| spec.selects_group(n))
         .collect();
     names.sort();
     Ok(names)
 }
 
 /// Committed offsets of `group` for the given partitions; partitions without one are left out.
-pub fn committed(
+pub(crate) fn committed(
     conn: &ConnectionConfig,
     group: &str,
     partitions: &[PartitionKey],
@@ -152,10 +134,7 @@ pub fn translate_all(
 
     let mut results = Vec::new();
     for group in groups {
-        let mut result = GroupResult {
-            group: group.clone(),
-            ..Default::default()
-        };
+        let mut result = GroupResult::new(group.clone(), GroupState::Pending);
         let offsets = committed(source, &group, &source_partitions(pairs), timeout)?;
         let mut pending = Vec::new();
         for ((source_topic, partition), source_offset) in offsets {
@@ -190,19 +169,19 @@ pub fn translate_all(
             .partitions
             .sort_by(|a, b| (&a.source_topic, a.partition).cmp(&(&b.source_topic, b.partition)));
         if result.partitions.is_empty() {
-            result.state = "no_offsets".into();
+            result.state = GroupState::NoOffsets;
             result.detail = "the group has no committed offsets on the selected topics".into();
         } else if !pending.is_empty() {
-            result.state = "pending".into();
+            result.state = GroupState::Pending;
             result.detail = pending.join("; ");
         } else if group_is_active(&target_reader, &group, timeout)? {
-            result.state = "active_on_target".into();
+            result.state = GroupState::ActiveOnTarget;
             result.detail = "the group has members on the target; offsets were not changed".into();
         } else {
             match commit_on_target(target, &group, &result.partitions, timeout) {
-                Ok(()) => result.state = "translated".into(),
+                Ok(()) => result.state = GroupState::Translated,
                 Err(e) => {
-                    result.state = "failed".into();
+                    result.state = GroupState::Failed;
                     result.detail = format!("{e:#}");
                 }
             }

@@ -1,4 +1,5 @@
-//! Loopback HTTP for one worker: /metrics (Prometheus), /status (JSON), /healthz.
+//! HTTP for one worker on the spec's `http_listen` address: /metrics (Prometheus), /status
+//! (JSON), /healthz.
 //! A few lines of HTTP/1.1 are enough for scrapers and curl; no framework needed.
 
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::status::WorkerStatus;
 
 /// Binds `address` and serves in the background; returns the bound address.
-pub async fn serve(
+pub(crate) async fn serve(
     address: &str,
     metrics: Arc<Metrics>,
     status: Arc<Mutex<WorkerStatus>>,
@@ -55,7 +56,9 @@ pub async fn serve(
                     "HTTP/1.1 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
-                let _ = stream.write_all(response.as_bytes()).await;
+                if let Err(e) = stream.write_all(response.as_bytes()).await {
+                    tracing::debug!(error = %e, "HTTP client went away");
+                }
             });
         }
     });

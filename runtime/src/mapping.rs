@@ -59,14 +59,6 @@ impl PartitionMapping {
         self.runs.insert(run.source, run);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
-    }
-
-    pub fn run_count(&self) -> usize {
-        self.runs.len()
-    }
-
     /// The target offset of the copied record at `source`, if that offset was copied.
     pub fn target_of(&self, source: i64) -> Option<i64> {
         let (_, run) = self.runs.range(..=source).next_back()?;
@@ -85,24 +77,6 @@ impl PartitionMapping {
         }
         let (_, last) = self.runs.iter().next_back()?;
         Some(last.target + last.len)
-    }
-
-    /// Offsets where two neighbouring runs overlap or go backwards: a corrupt mapping.
-    pub fn inconsistencies(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        let mut prev: Option<&OffsetRun> = None;
-        for run in self.runs.values() {
-            if let Some(p) = prev
-                && (run.source < p.source + p.len || run.target < p.target + p.len)
-            {
-                problems.push(format!(
-                    "run at source {} overlaps the run at source {}",
-                    run.source, p.source
-                ));
-            }
-            prev = Some(run);
-        }
-        problems
     }
 }
 
@@ -158,19 +132,7 @@ mod tests {
         );
         assert_eq!(m.target_of(15), None);
         assert_eq!(m.target_of(20), Some(104));
-        assert!(m.inconsistencies().is_empty());
         assert_eq!(PartitionMapping::default().translate(5), None);
-    }
-
-    #[test]
-    fn overlapping_runs_are_reported() {
-        let mut m = mapping();
-        m.insert(OffsetRun {
-            source: 11,
-            target: 200,
-            len: 1,
-        });
-        assert!(!m.inconsistencies().is_empty());
     }
 
     #[test]

@@ -1,150 +1,21 @@
-//! Progress reports. Each worker publishes its view to the run's status topic on the target,
-//! so the provider, `ferry-mirror status` or anyone else reads the run without reaching the
-//! workers. Keys: `worker/<id>` (latest progress of one worker), `groups` (last translation),
-//! `report` (final report of an `until_caught_up` run).
+//! The run's status topic on the target: reading it, writing the final report, withdrawing it.
+//! The records and their fold are the contract's (`ferry_mirror_api::status`).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 
-use crate::groups::GroupResult;
+// Transition: the provider still reads these through `ferry_mirror::status`.
+pub use ferry_mirror_api::now_ms;
+pub use ferry_mirror_api::status::*;
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PartitionStatus {
-    pub source_topic: String,
-    pub target_topic: String,
-    pub partition: i32,
-    /// Next source offset to copy (everything before it is copied or was never there).
-    pub copied_up_to: i64,
-    /// Source end offset when last looked at.
-    pub end_offset: i64,
-    pub lag: i64,
-    /// `until_caught_up`: the end offset this partition must reach.
-    pub goal: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WorkerStatus {
-    pub worker_id: String,
-    pub run_id: String,
-    pub updated_at_ms: i64,
-    pub state: String,
-    pub http: Option<String>,
-    pub records_copied: u64,
-    pub bytes_copied: u64,
-    pub records_per_second: f64,
-    pub bytes_per_second: f64,
-    pub transactions_committed: u64,
-    pub transactions_aborted: u64,
-    pub partitions: Vec<PartitionStatus>,
-    pub errors: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FinalReport {
-    pub run_id: String,
-    pub completed_at_ms: i64,
-    pub topics: Vec<String>,
-    pub partitions: usize,
-    pub records_in_goal: i64,
-    pub groups: Vec<GroupResult>,
-}
-
-/// Everything the status topic says about a run, latest record per key.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunStatus {
-    pub run_id: String,
-    /// provisioning, copying, caught_up, in_sync, complete, failed
-    pub state: String,
-    pub workers: Vec<WorkerStatus>,
-    pub live_workers: usize,
-    pub records_copied: u64,
-    pub bytes_copied: u64,
-    pub records_per_second: f64,
-    pub bytes_per_second: f64,
-    pub lag: i64,
-    pub eta_seconds: Option<f64>,
-    pub groups: Vec<GroupResult>,
-    pub report: Option<FinalReport>,
-}
-
-/// A worker counts as live if it published within this long.
-pub const LIVE_WITHIN: Duration = Duration::from_secs(20);
-
-impl RunStatus {
-    pub fn from_records(run_id: &str, records: BTreeMap<String, String>) -> RunStatus {
-        let now = now_ms();
-        let mut status = RunStatus {
-            run_id: run_id.to_string(),
-            ..RunStatus::default()
-        };
-        for (key, value) in &records {
-            if key.starts_with("worker/") {
-                if let Ok(w) = serde_json::from_str::<WorkerStatus>(value) {
-                    status.workers.push(w);
-                }
-            } else if key == "groups" {
-                status.groups = serde_json::from_str(value).unwrap_or_default();
-            } else if key == "report" {
-                status.report = serde_json::from_str(value).ok();
-            }
-        }
-        let live: Vec<&WorkerStatus> = status
-            .workers
-            .iter()
-            .filter(|w| now - w.updated_at_ms <= LIVE_WITHIN.as_millis() as i64)
-            .collect();
-        status.live_workers = live.len();
-        // Totals come from every worker record (dead workers' copies still count); rates only
-        // from live ones. Each partition's lag comes from its freshest report.
-        status.records_copied = status.workers.iter().map(|w| w.records_copied).sum();
-        status.bytes_copied = status.workers.iter().map(|w| w.bytes_copied).sum();
-        status.records_per_second = live.iter().map(|w| w.records_per_second).sum();
-        status.bytes_per_second = live.iter().map(|w| w.bytes_per_second).sum();
-        let mut freshest: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
-        for w in &status.workers {
-            for p in &w.partitions {
-                let key = (p.source_topic.clone(), p.partition);
-                if freshest
-                    .get(&key)
-                    .is_none_or(|(at, _)| *at < w.updated_at_ms)
-                {
-                    freshest.insert(key, (w.updated_at_ms, p.lag));
-                }
-            }
-        }
-        status.lag = freshest.values().map(|(_, lag)| *lag).sum();
-        if status.records_per_second > 0.0 {
-            status.eta_seconds = Some(status.lag as f64 / status.records_per_second);
-        }
-        status.state = if status.report.is_some() {
-            "complete".into()
-        } else if status.workers.is_empty() {
-            "provisioning".into()
-        } else if !live.is_empty() && live.iter().all(|w| w.state == "in_sync") {
-            "in_sync".into()
-        } else if live.iter().any(|w| w.state == "caught_up") && status.lag == 0 {
-            "caught_up".into()
-        } else if live.is_empty() {
-            "failed".into()
-        } else {
-            "copying".into()
-        };
-        status
-    }
-}
+use ferry_mirror_api::GroupResult;
 
 /// Reads the whole status topic (it is compacted and small) and folds it into a [`RunStatus`].
 pub fn read(
@@ -160,9 +31,9 @@ pub fn read(
     tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
     reader.assign(&tpl)?;
     let mut records = BTreeMap::new();
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = Instant::now() + timeout;
     let mut position = -1;
-    while position + 1 < high && std::time::Instant::now() < deadline {
+    while position + 1 < high && Instant::now() < deadline {
         match reader.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 position = m.offset();
@@ -185,31 +56,76 @@ pub fn read(
             None => {}
         }
     }
-    Ok(RunStatus::from_records(run_id, records))
+    Ok(RunStatus::from_records(run_id, records, now_ms()))
+}
+
+/// Writes records to partition 0 of the status topic (`None` = tombstone) and waits for them.
+fn write(
+    producer: &BaseProducer,
+    topic: &str,
+    records: &[(&str, Option<Vec<u8>>)],
+    timeout: Duration,
+) -> Result<()> {
+    for (key, value) in records {
+        let mut record = BaseRecord::<str, [u8]>::to(topic).partition(0).key(*key);
+        if let Some(v) = value {
+            record = record.payload(v.as_slice());
+        }
+        producer.send(record).map_err(|(e, _)| e)?;
+    }
+    producer.flush(timeout)?;
+    Ok(())
+}
+
+/// Publishes the final report, and its group results as the last translation.
+pub(crate) fn write_report(
+    producer: &BaseProducer,
+    topic: &str,
+    report: &FinalReport,
+    timeout: Duration,
+) -> Result<()> {
+    write(
+        producer,
+        topic,
+        &[
+            (GROUPS_KEY, Some(serde_json::to_vec(&report.groups)?)),
+            (REPORT_KEY, Some(serde_json::to_vec(report)?)),
+        ],
+        timeout,
+    )
+    .context("writing the final report")
+}
+
+/// Publishes the result of a translation run outside a final report (`ferry-mirror translate`).
+pub(crate) fn write_groups(
+    producer: &BaseProducer,
+    topic: &str,
+    groups: &[GroupResult],
+    timeout: Duration,
+) -> Result<()> {
+    write(
+        producer,
+        topic,
+        &[(GROUPS_KEY, Some(serde_json::to_vec(groups)?))],
+        timeout,
+    )
+    .context("writing the group translation")
 }
 
 /// Withdraws a run's final report and group results, so a run that was extended (more topics)
 /// reads as running again until its workers finish the new work.
-pub fn withdraw_report(
-    producer: &rdkafka::producer::BaseProducer,
-    topic: &str,
-    timeout: Duration,
-) -> Result<()> {
-    use rdkafka::producer::{BaseRecord, Producer};
-    for key in ["report", "groups"] {
-        producer
-            .send(BaseRecord::<str, [u8]>::to(topic).partition(0).key(key))
-            .map_err(|(e, _)| e)
-            .context("withdrawing the final report")?;
-    }
-    producer
-        .flush(timeout)
-        .context("withdrawing the final report")?;
-    Ok(())
+pub fn withdraw_report(producer: &BaseProducer, topic: &str, timeout: Duration) -> Result<()> {
+    write(
+        producer,
+        topic,
+        &[(REPORT_KEY, None), (GROUPS_KEY, None)],
+        timeout,
+    )
+    .context("withdrawing the final report")
 }
 
 /// Human-readable summary for `ferry-mirror status`.
-pub fn render(s: &RunStatus) -> String {
+pub(crate) fn render(s: &RunStatus) -> String {
     let mut out = format!(
         "run {}: {} — {} records ({:.1} MB) copied, lag {} records, {:.0} records/s ({:.1} MB/s), {} live worker(s)",
         s.run_id,
@@ -255,55 +171,29 @@ pub fn render(s: &RunStatus) -> String {
 mod tests {
     use super::*;
 
-    fn worker(id: &str, at: i64, copied: u64, lag: i64, state: &str) -> String {
-        serde_json::to_string(&WorkerStatus {
-            worker_id: id.into(),
-            run_id: "r".into(),
-            updated_at_ms: at,
-            state: state.into(),
-            records_copied: copied,
-            records_per_second: 10.0,
+    #[test]
+    fn render_shows_state_partitions_and_groups() {
+        let worker = WorkerStatus {
+            worker_id: "w".into(),
+            updated_at_ms: 1000,
+            state: WorkerState::Copying,
             partitions: vec![PartitionStatus {
-                source_topic: "t".into(),
-                partition: 0,
-                lag,
+                source_topic: "orders".into(),
+                partition: 2,
+                copied_up_to: 5,
+                end_offset: 9,
+                lag: 4,
                 ..Default::default()
             }],
             ..Default::default()
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn totals_add_up_and_lag_comes_from_the_freshest_report() {
-        let now = now_ms();
-        let records = BTreeMap::from([
-            (
-                "worker/a".to_string(),
-                worker("a", now - 60_000, 100, 50, "copying"),
-            ),
-            ("worker/b".to_string(), worker("b", now, 30, 5, "copying")),
-        ]);
-        let s = RunStatus::from_records("r", records);
-        assert_eq!(s.records_copied, 130);
-        assert_eq!(s.lag, 5);
-        assert_eq!(s.live_workers, 1);
-        assert_eq!(
-            s.records_per_second, 10.0,
-            "only live workers count toward the rate"
+        };
+        let s = RunStatus::from_records(
+            "r",
+            BTreeMap::from([(worker.key(), serde_json::to_string(&worker).unwrap())]),
+            1000,
         );
-        assert_eq!(s.state, "copying");
-        assert!(render(&s).contains("copying"));
-    }
-
-    #[test]
-    fn a_report_means_complete_and_no_worker_means_provisioning() {
-        assert_eq!(
-            RunStatus::from_records("r", BTreeMap::new()).state,
-            "provisioning"
-        );
-        let report = serde_json::to_string(&FinalReport::default()).unwrap();
-        let s = RunStatus::from_records("r", BTreeMap::from([("report".to_string(), report)]));
-        assert_eq!(s.state, "complete");
+        let text = render(&s);
+        assert!(text.starts_with("run r: copying"), "{text}");
+        assert!(text.contains("orders"), "{text}");
     }
 }

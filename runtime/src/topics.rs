@@ -56,7 +56,7 @@ pub async fn selected(spec: &Spec, source: &Admin) -> Result<Vec<TopicPair>> {
 }
 
 /// Creates missing target topics like their sources, and the run's internal topics.
-pub async fn prepare_target(
+pub(crate) async fn prepare_target(
     spec: &Spec,
     source: &Admin,
     target: &Admin,

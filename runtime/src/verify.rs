@@ -8,7 +8,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 
 use crate::clients::reader_config;
 use crate::groups::{committed, load_mappings, selected_groups};
@@ -16,55 +15,36 @@ use crate::progress::PartitionKey;
 use crate::spec::Spec;
 use crate::topics::TopicPair;
 use ferry_kafka::ConnectionConfig;
+use ferry_mirror_api::Fnv1a;
+// Transition: the provider still reads these through `ferry_mirror::verify`.
+pub use ferry_mirror_api::verify::{VerifyOutcome, VerifyRow};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifyRow {
-    pub group: String,
-    pub source_topic: String,
-    pub partition: i32,
-    pub source_offset: i64,
-    pub target_offset: Option<i64>,
-    /// ok, or what is wrong
-    pub result: String,
-}
-
-impl VerifyRow {
-    pub fn ok(&self) -> bool {
-        self.result == "ok"
-    }
-}
-
-/// FNV-1a over everything that makes a record the same record.
-pub fn record_hash(m: &BorrowedMessage<'_>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    let opt = |v: Option<&[u8]>, feed: &mut dyn FnMut(&[u8])| match v {
-        None => feed(&[0]),
+/// FNV-1a over everything that makes a record the same record. Optional parts are tagged and
+/// length-prefixed so that no two different records feed the same bytes.
+pub(crate) fn record_hash(m: &BorrowedMessage<'_>) -> u64 {
+    let mut h = Fnv1a::new();
+    let mut opt = |v: Option<&[u8]>| match v {
+        None => h.write(&[0]),
         Some(b) => {
-            feed(&[1]);
-            feed(&(b.len() as u64).to_le_bytes());
-            feed(b);
+            h.write(&[1]);
+            h.write(&(b.len() as u64).to_le_bytes());
+            h.write(b);
         }
     };
-    opt(m.key(), &mut feed);
-    opt(m.payload(), &mut feed);
+    opt(m.key());
+    opt(m.payload());
     if let Some(headers) = m.headers() {
         for hd in headers.iter() {
-            opt(Some(hd.key.as_bytes()), &mut feed);
-            opt(hd.value, &mut feed);
+            opt(Some(hd.key.as_bytes()));
+            opt(hd.value);
         }
     }
-    feed(&m.timestamp().to_millis().unwrap_or(-1).to_le_bytes());
-    h
+    h.write(&m.timestamp().to_millis().unwrap_or(-1).to_le_bytes());
+    h.finish()
 }
 
 /// The first committed record at or after `offset`: (its offset, its hash), or None at the end.
-pub fn first_record(
+pub(crate) fn first_record(
     consumer: &BaseConsumer,
     topic: &str,
     partition: i32,
@@ -124,8 +104,8 @@ pub fn verify(
             let source_offset = on_source[key];
             let target_topic = spec.target_topic(source_topic);
             let target_offset = on_target.get(&(target_topic.clone(), *partition)).copied();
-            let result = match target_offset {
-                None => "group has no offset on the target".to_string(),
+            let outcome = match target_offset {
+                None => VerifyOutcome::NoTargetOffset,
                 Some(t) => {
                     let src = first_record(
                         &source_reader,
@@ -136,28 +116,7 @@ pub fn verify(
                     )?;
                     let dst = first_record(&target_reader, &target_topic, *partition, t, timeout)?;
                     let mapped = mappings.get(&(target_topic.clone(), *partition));
-                    match (src, dst) {
-                        (None, None) => "ok".to_string(),
-                        (Some((s, _)), None) => {
-                            format!("source has record {s} but the target has nothing from {t}")
-                        }
-                        (None, Some((d, _))) => {
-                            format!("source is at its end but the target has record {d} from {t}")
-                        }
-                        (Some((s, hs)), Some((d, hd))) => {
-                            let expected = mapped.and_then(|m| m.target_of(s));
-                            if hs != hd {
-                                format!("record differs: source {s} vs target {d}")
-                            } else if expected.is_some_and(|e| e != d) {
-                                format!(
-                                    "source {s} maps to target {}, but the group resumes at {d}",
-                                    expected.unwrap_or(-1)
-                                )
-                            } else {
-                                "ok".to_string()
-                            }
-                        }
-                    }
+                    compare(src, dst, t, |s| mapped.and_then(|m| m.target_of(s)))
                 }
             };
             rows.push(VerifyRow {
@@ -166,14 +125,47 @@ pub fn verify(
                 partition: *partition,
                 source_offset,
                 target_offset,
-                result,
+                outcome,
             });
         }
     }
     Ok(rows)
 }
 
-pub fn render(rows: &[VerifyRow]) -> String {
+/// What the records at the group's source and target positions say, given where the offset
+/// map put the source record.
+fn compare(
+    source: Option<(i64, u64)>,
+    target: Option<(i64, u64)>,
+    target_offset: i64,
+    mapped: impl Fn(i64) -> Option<i64>,
+) -> VerifyOutcome {
+    match (source, target) {
+        (None, None) => VerifyOutcome::Ok,
+        (Some((s, _)), None) => VerifyOutcome::TargetMissing {
+            source_record: s,
+            target_offset,
+        },
+        (None, Some((d, _))) => VerifyOutcome::TargetExtra {
+            target_record: d,
+            target_offset,
+        },
+        (Some((s, hs)), Some((d, hd))) => match mapped(s) {
+            _ if hs != hd => VerifyOutcome::RecordDiffers {
+                source_record: s,
+                target_record: d,
+            },
+            Some(e) if e != d => VerifyOutcome::WrongPosition {
+                source_record: s,
+                mapped_target: e,
+                target_record: d,
+            },
+            _ => VerifyOutcome::Ok,
+        },
+    }
+}
+
+pub(crate) fn render(rows: &[VerifyRow]) -> String {
     let mut out = format!(
         "{:<24} {:<24} {:>5} {:>12} {:>12}  result\n",
         "group", "topic", "part", "source", "target"
@@ -186,7 +178,7 @@ pub fn render(rows: &[VerifyRow]) -> String {
             r.partition,
             r.source_offset,
             r.target_offset.map_or("-".to_string(), |t| t.to_string()),
-            r.result
+            r.outcome
         ));
     }
     let bad = rows.iter().filter(|r| !r.ok()).count();
@@ -196,4 +188,53 @@ pub fn render(rows: &[VerifyRow]) -> String {
         bad
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_names_what_is_wrong() {
+        let map = |s: i64| Some(s + 10);
+        assert_eq!(compare(None, None, 5, map), VerifyOutcome::Ok);
+        assert_eq!(
+            compare(Some((3, 7)), Some((13, 7)), 13, map),
+            VerifyOutcome::Ok
+        );
+        assert_eq!(
+            compare(Some((3, 7)), Some((14, 7)), 14, map),
+            VerifyOutcome::WrongPosition {
+                source_record: 3,
+                mapped_target: 13,
+                target_record: 14
+            }
+        );
+        assert_eq!(
+            compare(Some((3, 7)), Some((13, 8)), 13, map),
+            VerifyOutcome::RecordDiffers {
+                source_record: 3,
+                target_record: 13
+            }
+        );
+        assert_eq!(
+            compare(Some((3, 7)), None, 13, map),
+            VerifyOutcome::TargetMissing {
+                source_record: 3,
+                target_offset: 13
+            }
+        );
+        assert_eq!(
+            compare(None, Some((13, 7)), 12, map),
+            VerifyOutcome::TargetExtra {
+                target_record: 13,
+                target_offset: 12
+            }
+        );
+        assert_eq!(
+            compare(Some((3, 7)), Some((20, 7)), 20, |_| None),
+            VerifyOutcome::Ok,
+            "without a mapping only the contents can be compared"
+        );
+    }
 }

@@ -1,0 +1,552 @@
+//! The `ferry-mirror` command line: every command the provider (through its launcher) or a
+//! person runs. Errors end here as exit codes: 0 success, 1 failure, 2 invalid spec or usage.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ferry_kafka::{Admin, ConnectionConfig};
+use ferry_mirror_api::spec::{Spec, SpecError};
+use ferry_mirror_api::status::{EndOffset, FinalReport, WorkerStatus};
+use ferry_mirror_api::{GroupState, now_ms};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::BaseProducer;
+
+use crate::copier::{Finish, Worker};
+use crate::end_offsets::end_offsets;
+use crate::metrics::Metrics;
+use crate::progress::PartitionKey;
+use crate::topics::{self, TopicPair};
+use crate::{clients, connect, groups, progress, status, verify};
+
+const HELP: &str = "\
+ferry-mirror — copies Kafka topics to another cluster exactly once and translates consumer groups
+
+USAGE:
+  ferry-mirror run    --spec FILE [--worker-id ID]
+      Copy the spec's topics. Several workers with the same run_id share the partitions.
+      until_caught_up: copies up to the source end offsets recorded when each partition was
+      first taken, translates the groups, writes a final report, exits 0.
+      continuous: keeps copying until SIGTERM/SIGINT; reports in_sync when lag <= in_sync_lag.
+      Serves /metrics, /status and /healthz on the spec's http_listen address.
+  ferry-mirror status --spec FILE [--json]
+      Print the run's progress as published in its status topic on the target cluster.
+  ferry-mirror verify --spec FILE [--json]
+      For every translated group and partition, compare the record at the group's source offset
+      with the record at its target offset, and check no data is skipped. Exits 1 on a mismatch
+      (the rows are printed either way). --json: a list of rows {group, source_topic, partition,
+      source_offset, target_offset, result, outcome}.
+  ferry-mirror translate --spec FILE [--json]
+      Translate every selected consumer group now and commit it on the target where the group
+      is idle; record the result in the status topic. Exits 1 if a group failed. --json: a list
+      of {group, state, detail, partitions: [{source_topic, target_topic, partition,
+      source_offset, target_offset}]}.
+  ferry-mirror withdraw-report --spec FILE
+      Withdraw the run's final report and group results (tombstones in the status topic), so a
+      run extended with more topics reads as running until its workers finish the new work.
+  ferry-mirror end-offsets --spec FILE [--json]
+      Print the current end offset of every selected source partition (one batched request per
+      broker). --json: a list of {source_topic, partition, end_offset}.
+
+Secrets are never passed on the command line: the spec names a password file or environment
+variable. Every broker request is bounded by the cluster's timeout_seconds (default 30) or a
+fixed bound. Exit codes: 0 success, 1 failure, 2 invalid spec or usage.
+";
+
+/// Bound for each read of verification and group translation (records, committed offsets,
+/// group lists).
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Run,
+    Status,
+    Verify,
+    Translate,
+    WithdrawReport,
+    EndOffsets,
+}
+
+impl Command {
+    fn parse(name: &str) -> Option<Command> {
+        Some(match name {
+            "run" => Command::Run,
+            "status" => Command::Status,
+            "verify" => Command::Verify,
+            "translate" => Command::Translate,
+            "withdraw-report" => Command::WithdrawReport,
+            "end-offsets" => Command::EndOffsets,
+            _ => return None,
+        })
+    }
+
+    fn takes_json(self) -> bool {
+        !matches!(self, Command::Run | Command::WithdrawReport)
+    }
+}
+
+#[derive(Debug)]
+struct Args {
+    command: Command,
+    spec: PathBuf,
+    json: bool,
+    worker_id: Option<String>,
+}
+
+/// `Err("")` asks for the help text.
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut it = args.into_iter();
+    let name = it.next().ok_or("missing command")?;
+    if matches!(name.as_str(), "-h" | "--help" | "help") {
+        return Err(String::new());
+    }
+    let command = Command::parse(&name).ok_or_else(|| format!("unknown command {name:?}"))?;
+    let (mut spec, mut json, mut worker_id) = (None, false, None);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--spec" => spec = Some(PathBuf::from(it.next().ok_or("--spec needs a file")?)),
+            "--json" if command.takes_json() => json = true,
+            "--worker-id" if command == Command::Run => {
+                worker_id = Some(it.next().ok_or("--worker-id needs a value")?);
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?} for {name}")),
+        }
+    }
+    Ok(Args {
+        command,
+        spec: spec.ok_or("--spec FILE is required")?,
+        json,
+        worker_id,
+    })
+}
+
+pub fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("ferry-mirror: {e}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    let spec = match Spec::load(&args.spec) {
+        Ok(s) => s,
+        Err(e) => return spec_error(&e),
+    };
+    let (source, target) = match (
+        connect::connection(&spec.source, "source"),
+        connect::connection(&spec.target, "target"),
+    ) {
+        (Ok(s), Ok(t)) => (s, t),
+        (Err(e), _) | (_, Err(e)) => return spec_error(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferry-mirror: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command {
+            Command::Run => run(spec, source, target, args.worker_id).await,
+            Command::Status => show_status(spec, target, args.json).await,
+            Command::Verify => run_verify(spec, source, target, args.json).await,
+            Command::Translate => translate(spec, source, target, args.json).await,
+            Command::WithdrawReport => withdraw_report(spec, target).await,
+            Command::EndOffsets => show_end_offsets(spec, source, args.json).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferry-mirror: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn spec_error(e: &SpecError) -> ExitCode {
+    eprintln!("ferry-mirror: invalid spec: {e}");
+    ExitCode::from(2)
+}
+
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Runs blocking librdkafka work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .context("a blocking task failed")?
+}
+
+async fn connect_admin(conn: &ConnectionConfig, side: &str) -> Result<Admin> {
+    Admin::connect(conn)
+        .await
+        .with_context(|| format!("{side} cluster"))
+}
+
+/// The selected topic pairs, listed on the source.
+async fn selected_pairs(spec: &Spec, source: &ConnectionConfig) -> Result<Vec<TopicPair>> {
+    let admin = connect_admin(source, "source").await?;
+    topics::selected(spec, &admin).await
+}
+
+fn target_partitions(pairs: &[TopicPair]) -> Vec<PartitionKey> {
+    pairs
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i)))
+        .collect()
+}
+
+async fn run(
+    spec: Spec,
+    source: ConnectionConfig,
+    target: ConnectionConfig,
+    worker_id: Option<String>,
+) -> Result<ExitCode> {
+    let source_admin = connect_admin(&source, "source").await?;
+    let target_admin = connect_admin(&target, "target").await?;
+    let pairs = topics::selected(&spec, &source_admin).await?;
+    topics::prepare_target(&spec, &source_admin, &target_admin, &pairs).await?;
+
+    let metrics = Arc::new(Metrics::default());
+    let status = Arc::new(Mutex::new(WorkerStatus::default()));
+    let http =
+        crate::http::serve(&spec.http_listen, Arc::clone(&metrics), Arc::clone(&status)).await?;
+    let worker_id = worker_id.unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    tracing::info!(run_id = %spec.run_id, %worker_id, %http, topics = pairs.len(), "ferry-mirror worker starting");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for kind in [
+        tokio::signal::unix::SignalKind::terminate(),
+        tokio::signal::unix::SignalKind::interrupt(),
+    ] {
+        let stop = Arc::clone(&stop);
+        let mut signal = tokio::signal::unix::signal(kind)?;
+        tokio::spawn(async move {
+            signal.recv().await;
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let worker = Worker {
+        spec: spec.clone(),
+        worker_id,
+        source: source.clone(),
+        target: target.clone(),
+        metrics,
+        stop,
+        status,
+        http_address: Some(http),
+        topics: pairs.iter().map(|p| p.source.clone()).collect(),
+        on_status: Some(Box::new(move |s: &WorkerStatus| show_progress(s, terminal))),
+    };
+    let keys = target_partitions(&pairs);
+    let (check_spec, check_target) = (spec.clone(), target.clone());
+    let finish = blocking(move || {
+        let reader: BaseConsumer =
+            clients::reader_config(&check_target, &check_spec.progress_group()).create()?;
+        worker.run(&|| run_complete(&reader, &keys))
+    })
+    .await?;
+    if terminal {
+        eprintln!();
+    }
+    if finish == Finish::CaughtUp {
+        let report = final_report(&spec, &source, &target, &pairs).await?;
+        print_json(&report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// True when every selected partition's committed progress reached its goal.
+fn run_complete(reader: &BaseConsumer, keys: &[PartitionKey]) -> Result<bool> {
+    let stored = progress::read(reader, keys, READ_TIMEOUT)?;
+    Ok(keys.iter().all(|k| {
+        stored
+            .get(k)
+            .is_some_and(|p| matches!((p.next_source, p.meta.goal), (Some(n), Some(g)) if n >= g))
+    }))
+}
+
+async fn final_report(
+    spec: &Spec,
+    source: &ConnectionConfig,
+    target: &ConnectionConfig,
+    pairs: &[TopicPair],
+) -> Result<FinalReport> {
+    let (spec, source, target, pairs) =
+        (spec.clone(), source.clone(), target.clone(), pairs.to_vec());
+    blocking(move || {
+        let groups = groups::translate_all(&spec, &source, &target, &pairs, READ_TIMEOUT)?;
+        let keys = target_partitions(&pairs);
+        let reader: BaseConsumer =
+            clients::reader_config(&target, &spec.progress_group()).create()?;
+        let stored = progress::read(&reader, &keys, READ_TIMEOUT)?;
+        let report = FinalReport {
+            run_id: spec.run_id.clone(),
+            completed_at_ms: now_ms(),
+            topics: pairs.iter().map(|p| p.source.clone()).collect(),
+            partitions: keys.len(),
+            records_in_goal: stored.values().filter_map(|p| p.meta.goal).sum(),
+            groups,
+        };
+        let producer: BaseProducer =
+            clients::target_producer_config(&spec, &target, None).create()?;
+        status::write_report(&producer, &spec.status_topic(), &report, READ_TIMEOUT)?;
+        Ok(report)
+    })
+    .await
+}
+
+async fn show_status(spec: Spec, target: ConnectionConfig, json: bool) -> Result<ExitCode> {
+    let s = blocking(move || {
+        let reader: BaseConsumer =
+            clients::reader_config(&target, &format!("{}.status", spec.worker_group())).create()?;
+        status::read(&reader, &spec.status_topic(), &spec.run_id, target.timeout)
+    })
+    .await?;
+    if json {
+        print_json(&s)?;
+    } else {
+        print!("{}", status::render(&s));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_verify(
+    spec: Spec,
+    source: ConnectionConfig,
+    target: ConnectionConfig,
+    json: bool,
+) -> Result<ExitCode> {
+    let pairs = selected_pairs(&spec, &source).await?;
+    let rows =
+        blocking(move || verify::verify(&spec, &source, &target, &pairs, READ_TIMEOUT)).await?;
+    if json {
+        print_json(&rows)?;
+    } else {
+        print!("{}", verify::render(&rows));
+    }
+    Ok(if rows.iter().all(verify::VerifyRow::ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn translate(
+    spec: Spec,
+    source: ConnectionConfig,
+    target: ConnectionConfig,
+    json: bool,
+) -> Result<ExitCode> {
+    let pairs = selected_pairs(&spec, &source).await?;
+    let results = blocking(move || {
+        let results = groups::translate_all(&spec, &source, &target, &pairs, READ_TIMEOUT)?;
+        // With no group there is nothing to record (and the run's topics may not exist).
+        if !results.is_empty() {
+            let producer: BaseProducer =
+                clients::target_producer_config(&spec, &target, None).create()?;
+            status::write_groups(&producer, &spec.status_topic(), &results, target.timeout)?;
+        }
+        Ok(results)
+    })
+    .await?;
+    if json {
+        print_json(&results)?;
+    } else {
+        for g in &results {
+            println!("group {}: {} {}", g.group, g.state, g.detail);
+        }
+        println!("{} group(s) translated or checked", results.len());
+    }
+    Ok(if results.iter().any(|g| g.state == GroupState::Failed) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn withdraw_report(spec: Spec, target: ConnectionConfig) -> Result<ExitCode> {
+    let topic = spec.status_topic();
+    // Writing to a missing topic could auto-create it without compaction: a run that never
+    // started has no report to withdraw.
+    let admin = connect_admin(&target, "target").await?;
+    if admin.describe_topic(&topic).await?.is_none() {
+        eprintln!(
+            "ferry-mirror: run {} has no status topic; nothing to withdraw",
+            spec.run_id
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    blocking(move || {
+        let producer: BaseProducer =
+            clients::target_producer_config(&spec, &target, None).create()?;
+        status::withdraw_report(&producer, &topic, target.timeout)
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show_end_offsets(spec: Spec, source: ConnectionConfig, json: bool) -> Result<ExitCode> {
+    let pairs = selected_pairs(&spec, &source).await?;
+    let keys: Vec<PartitionKey> = pairs
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.source.clone(), i)))
+        .collect();
+    let ends = blocking(move || {
+        let reader: BaseConsumer =
+            clients::reader_config(&source, &format!("{}.offsets", spec.worker_group()))
+                .create()?;
+        end_offsets(&reader, &keys, source.timeout)
+    })
+    .await?;
+    let mut rows: Vec<EndOffset> = ends
+        .into_iter()
+        .map(|((source_topic, partition), end_offset)| EndOffset {
+            source_topic,
+            partition,
+            end_offset,
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.source_topic, a.partition).cmp(&(&b.source_topic, b.partition)));
+    if json {
+        print_json(&rows)?;
+    } else {
+        println!("{:<30} {:>5} {:>14}", "topic", "part", "end offset");
+        for r in &rows {
+            println!(
+                "{:<30} {:>5} {:>14}",
+                r.source_topic, r.partition, r.end_offset
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_progress(s: &WorkerStatus, terminal: bool) {
+    let lag: i64 = s.partitions.iter().map(|p| p.lag).sum();
+    let copied_goal: i64 = s.partitions.iter().filter_map(|p| p.goal).sum();
+    let line = format!(
+        "{} records ({:.1} MB) copied, {:.0} rec/s, {:.1} MB/s, lag {lag}, {} partitions, state {}",
+        s.records_copied,
+        s.bytes_copied as f64 / 1e6,
+        s.records_per_second,
+        s.bytes_per_second / 1e6,
+        s.partitions.len(),
+        s.state
+    );
+    if terminal {
+        let width = 30usize;
+        let done = if copied_goal > 0 {
+            ((copied_goal - lag).max(0) as f64 / copied_goal as f64).min(1.0)
+        } else {
+            1.0
+        };
+        let filled = (done * width as f64) as usize;
+        eprint!(
+            "\r[{}{}] {:>3.0}% {line}   ",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            done * 100.0
+        );
+    } else {
+        tracing::info!("{line}");
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn every_command_parses_with_its_options() {
+        let a = parse(&["run", "--spec", "s.json", "--worker-id", "w1"]).unwrap();
+        assert_eq!(a.command, Command::Run);
+        assert_eq!(a.worker_id.as_deref(), Some("w1"));
+        for (name, command) in [
+            ("status", Command::Status),
+            ("verify", Command::Verify),
+            ("translate", Command::Translate),
+            ("end-offsets", Command::EndOffsets),
+        ] {
+            let a = parse(&[name, "--spec", "s.json", "--json"]).unwrap();
+            assert_eq!((a.command, a.json), (command, true));
+        }
+        let a = parse(&["withdraw-report", "--spec", "s.json"]).unwrap();
+        assert_eq!(a.command, Command::WithdrawReport);
+    }
+
+    #[test]
+    fn usage_errors_say_what_is_wrong() {
+        assert!(
+            parse(&["copy", "--spec", "s"])
+                .unwrap_err()
+                .contains("unknown command")
+        );
+        assert!(
+            parse(&["status"])
+                .unwrap_err()
+                .contains("--spec FILE is required")
+        );
+        assert!(parse(&["withdraw-report", "--spec", "s", "--json"]).is_err());
+        assert!(parse(&["verify", "--spec", "s", "--worker-id", "w"]).is_err());
+        assert_eq!(parse(&["--help"]).unwrap_err(), "");
+        assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn help_documents_every_command() {
+        for name in [
+            "run",
+            "status",
+            "verify",
+            "translate",
+            "withdraw-report",
+            "end-offsets",
+        ] {
+            assert!(HELP.contains(&format!("ferry-mirror {name}")), "{name}");
+            assert!(Command::parse(name).is_some());
+        }
+    }
+}
