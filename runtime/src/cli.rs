@@ -125,7 +125,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     })
 }
 
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) if e.is_empty() => {
@@ -357,7 +357,7 @@ async fn run_verify(
     } else {
         print!("{}", verify::render(&rows));
     }
-    Ok(if rows.iter().all(verify::VerifyRow::ok) {
+    Ok(if rows.iter().all(ferry_mirror_api::VerifyRow::ok) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
-use crate::spec::Spec;
 use ferry_kafka::ConnectionConfig;
+use ferry_mirror_api::spec::Spec;
 
 /// `transaction.timeout.ms` of the target producers: the broker aborts a transaction left
 /// open longer (the commit decision commits well before).
@@ -39,7 +39,7 @@ pub(crate) fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> 
 
 /// Writes one source partition's records to the target. With exactly-once the transactional
 /// id is per source partition, so whoever takes the partition over fences the previous owner.
-pub fn target_producer_config(
+pub(crate) fn target_producer_config(
     spec: &Spec,
     target: &ConnectionConfig,
     transactional_id: Option<&str>,
@@ -64,7 +64,7 @@ pub fn target_producer_config(
 }
 
 /// A plain reader of one cluster, used to look at single records and committed offsets.
-pub fn reader_config(conn: &ConnectionConfig, group: &str) -> ClientConfig {
+pub(crate) fn reader_config(conn: &ConnectionConfig, group: &str) -> ClientConfig {
     let mut c = conn.client_config();
     c.set("group.id", group)
         .set("enable.auto.commit", "false")

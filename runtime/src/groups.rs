@@ -7,15 +7,14 @@ use std::time::{Duration, Instant};
 use crate::clients::reader_config;
 use crate::mapping::{MappingRecord, PartitionMapping};
 use crate::progress::{self, PartitionKey};
-use crate::spec::Spec;
 use crate::topics::TopicPair;
 use anyhow::{Context, Result};
 use ferry_kafka::ConnectionConfig;
+use ferry_mirror_api::groups::{GroupPartition, GroupResult, GroupState};
+use ferry_mirror_api::spec::Spec;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
-// Transition: the provider still reads these through `ferry_mirror::groups`.
-pub use ferry_mirror_api::groups::{GroupPartition, GroupResult, GroupState};
 
 /// Reads the whole offset mapping of the run (read_committed, up to the end).
 pub(crate) fn load_mappings(
@@ -111,7 +110,7 @@ fn source_partitions(pairs: &[TopicPair]) -> Vec<PartitionKey> {
 }
 
 /// Translates every selected group and commits it on the target where the group is idle.
-pub fn translate_all(
+pub(crate) fn translate_all(
     spec: &Spec,
     source: &ConnectionConfig,
     target: &ConnectionConfig,

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
-use crate::status::WorkerStatus;
+use ferry_mirror_api::status::WorkerStatus;
 
 /// Binds `address` and serves in the background; returns the bound address.
 pub(crate) async fn serve(

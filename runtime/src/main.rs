@@ -1,5 +1,24 @@
-//! `ferry-mirror`: see `cli` for the commands.
+//! ferry-mirror: copies Kafka topics between clusters exactly once, translates consumer-group
+//! offsets exactly, and reports progress through the target cluster itself.
+//!
+//! A binary only: the provider and the runtime share `ferry-mirror-api` and the commands'
+//! JSON output, never code. `cli` lists the commands.
+
+mod cli;
+mod clients;
+mod connect;
+mod copier;
+mod end_offsets;
+mod groups;
+mod http;
+mod mapping;
+mod memory;
+mod metrics;
+mod progress;
+mod status;
+mod topics;
+mod verify;
 
 fn main() -> std::process::ExitCode {
-    ferry_mirror::main()
+    cli::main()
 }

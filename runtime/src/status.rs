@@ -11,14 +11,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-// Transition: the provider still reads these through `ferry_mirror::status`.
-pub use ferry_mirror_api::now_ms;
-pub use ferry_mirror_api::status::*;
-
 use ferry_mirror_api::GroupResult;
+use ferry_mirror_api::now_ms;
+use ferry_mirror_api::status::{FinalReport, GROUPS_KEY, PartitionStatus, REPORT_KEY, RunStatus};
 
 /// Reads the whole status topic (it is compacted and small) and folds it into a [`RunStatus`].
-pub fn read(
+pub(crate) fn read(
     reader: &BaseConsumer,
     topic: &str,
     run_id: &str,
@@ -114,7 +112,11 @@ pub(crate) fn write_groups(
 
 /// Withdraws a run's final report and group results, so a run that was extended (more topics)
 /// reads as running again until its workers finish the new work.
-pub fn withdraw_report(producer: &BaseProducer, topic: &str, timeout: Duration) -> Result<()> {
+pub(crate) fn withdraw_report(
+    producer: &BaseProducer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<()> {
     write(
         producer,
         topic,
@@ -170,6 +172,7 @@ pub(crate) fn render(s: &RunStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_mirror_api::status::{WorkerState, WorkerStatus};
 
     #[test]
     fn render_shows_state_partitions_and_groups() {

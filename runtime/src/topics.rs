@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use ferry_kafka::{Admin, NewTopic};
 
-use crate::spec::Spec;
+use ferry_mirror_api::spec::Spec;
 
 /// Topic configs that describe the source cluster's operations rather than the data, and are
 /// not copied.
@@ -21,14 +21,14 @@ const NOT_COPIED: &[&str] = &[
 
 /// One selected topic pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicPair {
+pub(crate) struct TopicPair {
     pub source: String,
     pub target: String,
     pub partitions: i32,
 }
 
 /// The selected source topics, sorted.
-pub async fn selected(spec: &Spec, source: &Admin) -> Result<Vec<TopicPair>> {
+pub(crate) async fn selected(spec: &Spec, source: &Admin) -> Result<Vec<TopicPair>> {
     let mut pairs = Vec::new();
     for name in source.topic_names(false).await? {
         if !spec.selects_topic(&name) {

@@ -12,12 +12,11 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::clients::reader_config;
 use crate::groups::{committed, load_mappings, selected_groups};
 use crate::progress::PartitionKey;
-use crate::spec::Spec;
 use crate::topics::TopicPair;
 use ferry_kafka::ConnectionConfig;
 use ferry_mirror_api::Fnv1a;
-// Transition: the provider still reads these through `ferry_mirror::verify`.
-pub use ferry_mirror_api::verify::{VerifyOutcome, VerifyRow};
+use ferry_mirror_api::spec::Spec;
+use ferry_mirror_api::verify::{VerifyOutcome, VerifyRow};
 
 /// FNV-1a over everything that makes a record the same record. Optional parts are tagged and
 /// length-prefixed so that no two different records feed the same bytes.
@@ -71,7 +70,7 @@ pub(crate) fn first_record(
     anyhow::bail!("no answer reading {topic}[{partition}] at {offset} within {timeout:?}")
 }
 
-pub fn verify(
+pub(crate) fn verify(
     spec: &Spec,
     source: &ConnectionConfig,
     target: &ConnectionConfig,
