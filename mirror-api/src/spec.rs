@@ -370,12 +370,10 @@ impl Spec {
                 "http_listen",
                 format!(
                     "{:?} is not a loopback address, which spec version {} requires; set \
-                     `version` to {} (read by ferry-mirror releases with spec version {} or \
-                     later)",
+                     `version` to {} (the workers must read it)",
                     self.http_listen,
                     self.version,
                     self.lowest_version(),
-                    self.lowest_version()
                 ),
             ));
         }

@@ -206,8 +206,9 @@ impl RunStatus {
         // from live ones. Each partition's lag comes from its freshest report.
         status.records_copied = status.workers.iter().map(|w| w.records_copied).sum();
         status.bytes_copied = status.workers.iter().map(|w| w.bytes_copied).sum();
-        status.records_per_second = live.iter().map(|w| w.records_per_second).sum();
-        status.bytes_per_second = live.iter().map(|w| w.bytes_per_second).sum();
+        // Folded from +0.0: an empty f64 sum is -0.0, which prints as "-0".
+        status.records_per_second = live.iter().fold(0.0, |s, w| s + w.records_per_second);
+        status.bytes_per_second = live.iter().fold(0.0, |s, w| s + w.bytes_per_second);
         let mut freshest: BTreeMap<(&str, i32), (i64, i64)> = BTreeMap::new();
         for w in &status.workers {
             for p in &w.partitions {
@@ -325,6 +326,10 @@ mod tests {
         let s =
             RunStatus::from_records("r", BTreeMap::from([(REPORT_KEY.to_string(), report)]), NOW);
         assert_eq!(s.state, RunState::Complete);
+        assert!(
+            s.records_per_second.is_sign_positive(),
+            "no \"-0 records/s\""
+        );
     }
 
     /// Records as today's workers write them (states as snake_case strings) still parse.

@@ -11,15 +11,29 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::progress::PartitionKey;
 
-/// End offsets of `partitions`, within `timeout`. The consumer's isolation level applies:
-/// a `read_committed` reader gets the last stable offset, as the copy sees the source.
+/// End offsets of `partitions`, within `timeout`; an error if any is missing. The consumer's
+/// isolation level applies: a `read_committed` reader gets the last stable offset, as the copy
+/// sees the source.
 pub(crate) fn end_offsets<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     partitions: &[PartitionKey],
     timeout: Duration,
 ) -> Result<HashMap<PartitionKey, i64>> {
+    let (found, errors) = some_end_offsets(consumer, partitions, timeout)?;
+    if let Some(first) = errors.first() {
+        bail!("{first} (and {} more)", errors.len() - 1);
+    }
+    Ok(found)
+}
+
+/// The end offsets that could be read, and what went wrong with the others.
+pub(crate) fn some_end_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[PartitionKey],
+    timeout: Duration,
+) -> Result<(HashMap<PartitionKey, i64>, Vec<String>)> {
     if partitions.is_empty() {
-        return Ok(HashMap::new());
+        return Ok((HashMap::new(), Vec::new()));
     }
     let mut request = TopicPartitionList::new();
     for (topic, partition) in partitions {
@@ -29,26 +43,28 @@ pub(crate) fn end_offsets<C: ConsumerContext>(
     let answer = consumer
         .offsets_for_times(request, timeout)
         .context("listing end offsets")?;
-    let mut out = HashMap::with_capacity(partitions.len());
+    let mut found = HashMap::with_capacity(partitions.len());
+    let mut errors = Vec::new();
     for e in answer.elements() {
-        if let Err(err) = e.error() {
-            bail!("end offset of {}[{}]: {err}", e.topic(), e.partition());
-        }
-        match e.offset() {
-            Offset::Offset(n) => {
-                out.insert((e.topic().to_string(), e.partition()), n);
+        let key = (e.topic().to_string(), e.partition());
+        match (e.error(), e.offset()) {
+            (Ok(()), Offset::Offset(n)) => {
+                found.insert(key, n);
             }
-            other => bail!(
+            (Err(err), _) => errors.push(format!("end offset of {}[{}]: {err}", key.0, key.1)),
+            (Ok(()), other) => errors.push(format!(
                 "end offset of {}[{}]: the broker answered {other:?}",
-                e.topic(),
-                e.partition()
-            ),
+                key.0, key.1
+            )),
         }
     }
-    for (topic, partition) in partitions {
-        if !out.contains_key(&(topic.clone(), *partition)) {
-            bail!("no end offset for {topic}[{partition}]");
-        }
+    let answered = answer.count();
+    if answered < partitions.len() {
+        errors.push(format!(
+            "{} of {} partitions got no answer",
+            partitions.len() - answered,
+            partitions.len()
+        ));
     }
-    Ok(out)
+    Ok((found, errors))
 }

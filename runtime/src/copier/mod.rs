@@ -37,7 +37,7 @@ use self::transaction::{CommitOutcome, end_in_parallel, fail, is_fenced, record_
 use crate::clients::{
     TRANSACTION_TIMEOUT, reader_config, source_consumer_config, target_producer_config,
 };
-use crate::end_offsets::end_offsets;
+use crate::end_offsets::some_end_offsets;
 use crate::metrics::Metrics;
 use crate::progress::PartitionKey;
 use ferry_kafka::ConnectionConfig;
@@ -397,9 +397,19 @@ impl Worker {
     ) -> WorkerStatus {
         let keys: Vec<PartitionKey> = lock(owned).keys().cloned().collect();
         // One batched request for every owned partition, with no lock held.
-        let ends = end_offsets(&setup.watermarks, &keys, Duration::from_secs(5))
-            .inspect_err(|e| tracing::debug!(error = format!("{e:#}"), "end offsets not read"))
-            .unwrap_or_default();
+        // Partitions whose end offset is not read now keep the last one.
+        let ends = match some_end_offsets(&setup.watermarks, &keys, Duration::from_secs(5)) {
+            Ok((ends, errors)) => {
+                if let Some(e) = errors.first() {
+                    tracing::debug!(error = %e, more = errors.len() - 1, "end offsets not read");
+                }
+                ends
+            }
+            Err(e) => {
+                tracing::debug!(error = format!("{e:#}"), "end offsets not read");
+                HashMap::new()
+            }
+        };
         let (partitions, state) = {
             let mut owned = lock(owned);
             for (key, pc) in owned.iter_mut() {
