@@ -65,7 +65,7 @@ pub fn schema() -> Schema {
         )
         .attribute(
             Attribute::required("name", Type::String)
-                .describe("Topic name: up to 249 of ASCII letters, digits, '.', '_', '-'.")
+                .describe("Topic name.")
                 .validate(topic_rules::name_validator())
                 .requires_replace(),
         )
