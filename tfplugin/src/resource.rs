@@ -171,6 +171,24 @@ pub trait AnyResource<D: Send + Sync + 'static>: Send + Sync {
     fn upgrade(&self, version: i64, state: Value, diags: &mut Diagnostics) -> Value;
 }
 
+/// The schema's validators, then the object's own checks on its model.
+fn validate_with_schema<M: Model>(
+    schema: &Schema,
+    config: &Value,
+    diags: &mut Diagnostics,
+    own: impl FnOnce(&M, &mut Diagnostics),
+) {
+    plan::validate(&schema.block, config, &AttributePath::default(), diags);
+    let had_errors = diags.has_errors();
+    let mut decode_diags = Diagnostics::default();
+    match M::decode_or_report(config, "configuration", &mut decode_diags) {
+        Some(m) => own(&m, diags),
+        // A value the validators already rejected need not be reported twice.
+        None if had_errors => {}
+        None => diags.extend(decode_diags),
+    }
+}
+
 fn encode<M: Model>(m: Option<M>) -> Value {
     m.map_or(Value::Null, |m| m.to_value())
 }
@@ -207,16 +225,9 @@ where
     }
 
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        let schema = Resource::schema(self);
-        plan::validate(&schema.block, config, &AttributePath::default(), diags);
-        let had_errors = diags.has_errors();
-        let mut decode_diags = Diagnostics::default();
-        match R::Model::decode_or_report(config, "configuration", &mut decode_diags) {
-            Some(m) => Resource::validate(self, &m, diags),
-            // A value the validators already rejected need not be reported twice.
-            None if had_errors => {}
-            None => diags.extend(decode_diags),
-        }
+        validate_with_schema(&Resource::schema(self), config, diags, |m: &R::Model, d| {
+            Resource::validate(self, m, d)
+        });
     }
 
     async fn plan(
@@ -349,19 +360,12 @@ where
         DataSource::schema(self)
     }
     fn validate(&self, config: &Value, diags: &mut Diagnostics) {
-        plan::validate(
-            &DataSource::schema(self).block,
+        validate_with_schema(
+            &DataSource::schema(self),
             config,
-            &AttributePath::default(),
             diags,
+            |m: &S::Model, d| DataSource::validate(self, m, d),
         );
-        let had_errors = diags.has_errors();
-        let mut decode_diags = Diagnostics::default();
-        match S::Model::decode_or_report(config, "configuration", &mut decode_diags) {
-            Some(m) => DataSource::validate(self, &m, diags),
-            None if had_errors => {}
-            None => diags.extend(decode_diags),
-        }
     }
     async fn read(&self, ctx: &Ctx<D>, config: &Value, diags: &mut Diagnostics) -> Value {
         let Some(m) = S::Model::decode_or_report(config, "configuration", diags) else {
