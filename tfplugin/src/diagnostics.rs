@@ -97,6 +97,16 @@ impl Diagnostics {
             path,
         });
     }
+    /// An error diagnostic from a typed error, its detail the whole cause chain (each cause
+    /// not already part of the message before it).
+    pub fn error_from(
+        &mut self,
+        path: Option<AttributePath>,
+        summary: impl Into<String>,
+        error: &dyn std::error::Error,
+    ) {
+        self.push(Severity::Error, summary.into(), cause_chain(error), path);
+    }
     pub fn extend(&mut self, other: Diagnostics) {
         self.0.extend(other.0);
     }
@@ -105,9 +115,50 @@ impl Diagnostics {
     }
 }
 
+/// `error: cause: cause...`, skipping causes the message already quotes.
+pub fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("writing spec.json")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn cause_chain_keeps_every_cause_once() {
+        let e = Outer(std::io::Error::other("disk full"));
+        assert_eq!(cause_chain(&e), "writing spec.json: disk full");
+        let mut d = Diagnostics::default();
+        d.error_from(
+            Some(AttributePath::root("launcher")),
+            "Cannot provision",
+            &e,
+        );
+        assert_eq!(d.0[0].detail, "writing spec.json: disk full");
+    }
 
     #[test]
     fn path_renders_like_terraform_addresses() {

@@ -166,10 +166,10 @@ impl Resource<FerryData> for TopicResource {
             }
             Err(e) => {
                 // The topic exists; keep it in state (Terraform marks it tainted) and say why.
-                diags.attribute_error(
-                    AttributePath::root("name"),
+                diags.error_from(
+                    Some(AttributePath::root("name")),
                     "Topic created but not ready",
-                    e.to_string(),
+                    &e,
                 );
                 state.topic_id = "".into();
                 if state.replication_factor.is_unknown() {
@@ -257,10 +257,10 @@ impl Resource<FerryData> for TopicResource {
                 return state;
             }
             if let Err(e) = admin.wait_until_topic_ready(&name, after, within).await {
-                diags.attribute_error(
-                    AttributePath::root("partitions"),
+                diags.error_from(
+                    Some(AttributePath::root("partitions")),
                     "Partitions added but not ready",
-                    e.to_string(),
+                    &e,
                 );
             }
             state.partitions = Tf::Known(after as i64);
@@ -295,7 +295,7 @@ impl Resource<FerryData> for TopicResource {
         // Deletion finishes in the background; a re-create right after would fail without this.
         let within = Timeouts::get(&prior.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
         if let Err(e) = admin.wait_until_topic_gone(&name, within).await {
-            diags.error("Topic deletion did not finish", e.to_string());
+            diags.error_from(None, "Topic deletion did not finish", &e);
         }
     }
 

@@ -23,10 +23,10 @@ fn compile(pattern: &str, diags: &mut Diagnostics) -> Option<Regex> {
     match Regex::new(&format!("^(?:{pattern})$")) {
         Ok(r) => Some(r),
         Err(e) => {
-            diags.attribute_error(
-                AttributePath::root("name_regex"),
+            diags.error_from(
+                Some(AttributePath::root("name_regex")),
                 "Invalid regular expression",
-                e.to_string(),
+                &e,
             );
             None
         }
@@ -88,7 +88,7 @@ impl DataSource<FerryData> for TopicsDataSource {
         let names = match admin.topic_names(config.include_internal.or(false)).await {
             Ok(n) => n,
             Err(e) => {
-                diags.error("Could not list topics", e.to_string());
+                diags.error_from(None, "Could not list topics", &e);
                 return None;
             }
         };

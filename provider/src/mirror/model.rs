@@ -10,16 +10,6 @@ use crate::kafka::connection::{ConnectionModel, connection_block};
 
 pub const MODES: &[&str] = &["until_caught_up", "continuous"];
 
-/// In-place attributes that change the workers' spec (a change restarts them on the new one).
-pub const SPEC_ATTRIBUTES: &[&str] = &[
-    "topics",
-    "topics_regex",
-    "exclude_regex",
-    "consumer_groups_regex",
-    "in_sync_lag",
-    "http_listen",
-];
-
 /// Computed status attributes: unknown whenever the plan changes anything.
 const STATUS: &str = "Refreshed from the run's status topic.";
 

@@ -17,7 +17,7 @@ use tfplugin::{AttributePath, Diagnostics, Plan, Resource, Schema, StateUpgrader
 
 use super::launcher::Launcher;
 use super::launcher::local::{LocalLauncher, default_binary};
-use super::model::{self, MirrorModel, SPEC_ATTRIBUTES};
+use super::model::{self, MirrorModel};
 use super::poll;
 use super::spec::{self as run_spec, RunDocuments};
 use crate::kafka::connection::{self, Origin, Resolved};
@@ -93,10 +93,10 @@ impl Resource<FerryData> for MirrorResource {
     ) -> Option<MirrorModel> {
         let run = Run::open(&planned, diags)?;
         if let Err(e) = run.launcher.provision(&run.docs).await {
-            diags.attribute_error(
-                AttributePath::root("launcher"),
+            diags.error_from(
+                Some(AttributePath::root("launcher")),
                 "Cannot provision the run",
-                e.to_string(),
+                &e,
             );
             return None;
         }
@@ -144,21 +144,21 @@ impl Resource<FerryData> for MirrorResource {
         let Some(run) = Run::open(&planned, diags) else {
             return prior;
         };
-        let spec_changed = SPEC_ATTRIBUTES
-            .iter()
-            .any(|name| spec_attribute(&prior, name) != spec_attribute(&planned, name));
+        // Workers read the spec when they start: a different spec means restarting them.
+        let before = Run::open(&prior, &mut Diagnostics::default()).map(|r| r.docs.spec_json());
+        let spec_changed = before.as_deref() != Some(run.docs.spec_json().as_str());
         if spec_changed {
-            // Workers read the spec at start: restart them on the new one (they resume).
+            // Restart them on the new one (they resume where the run is).
             if let Err(e) = run.launcher.stop(STOP_GRACE).await {
-                diags.error("Cannot stop the workers", e.to_string());
+                diags.error_from(None, "Cannot stop the workers", &e);
                 return prior;
             }
         }
         if let Err(e) = run.launcher.provision(&run.docs).await {
-            diags.attribute_error(
-                AttributePath::root("launcher"),
+            diags.error_from(
+                Some(AttributePath::root("launcher")),
                 "Cannot provision the run",
-                e.to_string(),
+                &e,
             );
             return prior;
         }
@@ -191,7 +191,7 @@ impl Resource<FerryData> for MirrorResource {
             return;
         }
         if let Err(e) = run.launcher.stop(STOP_GRACE).await {
-            diags.error("Cannot stop the workers", e.to_string());
+            diags.error_from(None, "Cannot stop the workers", &e);
             return;
         }
         if continuous {
@@ -215,19 +215,6 @@ fn mark_status_unknown(m: &mut MirrorModel) {
     m.groups_translated = Tf::Unknown;
     m.verification = Tf::Unknown;
     m.completed_at = Tf::Unknown;
-}
-
-/// The value of one of [`SPEC_ATTRIBUTES`], for comparing two models.
-fn spec_attribute(m: &MirrorModel, name: &str) -> String {
-    match name {
-        "topics" => format!("{:?}", m.topics),
-        "topics_regex" => format!("{:?}", m.topics_regex),
-        "exclude_regex" => format!("{:?}", m.exclude_regex),
-        "consumer_groups_regex" => format!("{:?}", m.consumer_groups_regex),
-        "in_sync_lag" => format!("{:?}", m.in_sync_lag),
-        "http_listen" => format!("{:?}", m.http_listen),
-        other => unreachable!("{other} is not a spec attribute"),
-    }
 }
 
 /// Rebuilds a mirror's state from the run directory a local launcher wrote: the spec holds
@@ -391,10 +378,10 @@ impl Run {
         }
         let workers = state.workers.or(1).max(1) as usize;
         if let Err(e) = self.launcher.ensure_workers(workers).await {
-            return diags.attribute_error(
-                AttributePath::root("launcher"),
+            return diags.error_from(
+                Some(AttributePath::root("launcher")),
                 "Cannot start the workers",
-                e.to_string(),
+                &e,
             );
         }
         let continuous = self.spec().mode == Mode::Continuous;
@@ -459,29 +446,29 @@ impl Run {
         let source = match Admin::connect(&self.source).await {
             Ok(a) => a,
             Err(e) => {
-                diags.attribute_error(
-                    AttributePath::root("source"),
+                diags.error_from(
+                    Some(AttributePath::root("source")),
                     "Cannot reach the source cluster",
-                    e.to_string(),
+                    &e,
                 );
                 return false;
             }
         };
         if let Err(e) = Admin::connect(&self.target).await {
-            diags.attribute_error(
-                AttributePath::root("target"),
+            diags.error_from(
+                Some(AttributePath::root("target")),
                 "Cannot reach the target cluster",
-                e.to_string(),
+                &e,
             );
             return false;
         }
         let names = match source.topic_names(false).await {
             Ok(n) => n,
             Err(e) => {
-                diags.attribute_error(
-                    AttributePath::root("source"),
+                diags.error_from(
+                    Some(AttributePath::root("source")),
                     "Cannot list the source topics",
-                    e.to_string(),
+                    &e,
                 );
                 return false;
             }
