@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
@@ -47,7 +48,7 @@ impl AdminError {
         }
     }
 
-    fn native(operation: &'static str, e: NativeError) -> AdminError {
+    pub(crate) fn native(operation: &'static str, e: NativeError) -> AdminError {
         let message = if e.message.is_empty() {
             e.code.to_string()
         } else {
@@ -125,12 +126,16 @@ impl ClientContext for ErrorCapture {
     }
 }
 
-/// An admin connection to one cluster. Cheap to clone.
+/// An admin connection to one cluster. Cheap to clone; clones share the connection and its
+/// request counter.
 #[derive(Clone)]
 pub struct Admin {
-    client: Arc<AdminClient<ErrorCapture>>,
+    pub(crate) client: Arc<AdminClient<ErrorCapture>>,
     servers: String,
-    timeout: Duration,
+    pub(crate) timeout: Duration,
+    /// Admin calls made through this connection (each one request or, for calls librdkafka
+    /// splits by broker, one per broker asked).
+    requests: Arc<AtomicU64>,
 }
 
 impl Admin {
@@ -147,6 +152,7 @@ impl Admin {
             client: Arc::new(client),
             servers: config.bootstrap(),
             timeout: config.timeout,
+            requests: Arc::new(AtomicU64::new(0)),
         };
         admin.broker_count().await?;
         Ok(admin)
@@ -156,12 +162,22 @@ impl Admin {
         self.timeout
     }
 
+    /// How many admin calls this connection (and its clones) has made so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Runs a blocking librdkafka call on a blocking thread. The handle is borrowed from the
     /// client, which the closure's thread holds alive until the call returns.
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(Handle<'_>, Duration) -> T + Send + 'static,
     ) -> Result<T, AdminError> {
+        self.count_request();
         let client = Arc::clone(&self.client);
         let timeout = self.timeout;
         tokio::task::spawn_blocking(move || f(Handle::of(client.inner()), timeout))
@@ -172,7 +188,8 @@ impl Admin {
             })
     }
 
-    async fn metadata(&self) -> Result<rdkafka::metadata::Metadata, AdminError> {
+    pub(crate) async fn metadata(&self) -> Result<rdkafka::metadata::Metadata, AdminError> {
+        self.count_request();
         let client = Arc::clone(&self.client);
         let timeout = self.timeout;
         let servers = self.servers.clone();
@@ -243,6 +260,7 @@ impl Admin {
         &self,
         name: &str,
     ) -> Result<BTreeMap<String, String>, AdminError> {
+        self.count_request();
         let opts = AdminOptions::new().request_timeout(Some(self.timeout));
         let results = self
             .client
@@ -390,7 +408,7 @@ impl Admin {
     }
 }
 
-fn describe_kafka_error(e: &KafkaError) -> String {
+pub(crate) fn describe_kafka_error(e: &KafkaError) -> String {
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::Authentication) => {
             "authentication failed (check the SASL mechanism, username and password)".into()

@@ -6,12 +6,17 @@
 //! producers alike. docs/design/kafka-client.md explains the choice.
 
 pub mod admin;
+pub mod assignment;
+pub mod cluster;
 pub mod connection;
 mod native;
+mod protocol;
 pub mod records;
 pub mod transactions;
 
 pub use admin::{Admin, AdminError, NewTopic, TopicDescription};
+pub use assignment::{Broker, CurrentPartition, change_replication_factor};
+pub use cluster::{OngoingReassignment, PartitionLayout, TopicLayout};
 pub use connection::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
 pub use rdkafka::error::RDKafkaErrorCode as KafkaErrorCode;
 pub use records::{KafkaClientError, end_offsets, read_latest_by_key, write_keyed};

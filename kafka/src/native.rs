@@ -1,6 +1,8 @@
 //! Direct calls into librdkafka's C API for what rust-rdkafka does not wrap, or wraps without the
-//! broker's error text: DescribeTopics, CreateTopics, CreatePartitions, IncrementalAlterConfigs,
-//! DeleteTopics and ListOffsets.
+//! broker's error text: DescribeTopics, DescribeCluster, CreateTopics, CreatePartitions,
+//! IncrementalAlterConfigs, DeleteTopics, ListOffsets and ElectLeaders; and, for the two
+//! requests librdkafka has no API for (Alter/ListPartitionReassignments), [`raw_request`], which
+//! sends a body encoded in `protocol` over librdkafka's own broker connection.
 //!
 //! One idiom for all of it:
 //! * every object we create is held by [`Native<T>`], which frees it exactly once, on drop, with
@@ -91,6 +93,7 @@ native_drop! {
     rd::rd_kafka_TopicCollection_t => rd::rd_kafka_TopicCollection_destroy,
     rd::rd_kafka_topic_partition_list_t => rd::rd_kafka_topic_partition_list_destroy,
     rd::rd_kafka_consumer_group_metadata_t => rd::rd_kafka_consumer_group_metadata_destroy,
+    rd::rd_kafka_ElectLeaders_t => rd::rd_kafka_ElectLeaders_destroy,
 }
 
 /// The one owner of a librdkafka object: non-null, freed exactly once when dropped. Not `Send`:
@@ -172,6 +175,14 @@ fn c_str(value: &str, what: &str) -> Result<CString, NativeError> {
             format!("{what} contains NUL"),
         )
     })
+}
+
+/// A numeric error code (librdkafka's or the broker's own, which librdkafka's enum includes)
+/// as an error code; a number librdkafka does not know is `Fail`, never an invalid enum.
+pub(crate) fn error_code(code: i32) -> RDKafkaErrorCode {
+    rd::rd_kafka_resp_err_t::try_from(code)
+        .map(RDKafkaErrorCode::from)
+        .unwrap_or(RDKafkaErrorCode::Fail)
 }
 
 pub(crate) fn timeout_ms(timeout: Duration) -> i32 {
@@ -299,6 +310,16 @@ impl AdminOp {
         op: rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DELETETOPICS,
         result: rd::RD_KAFKA_EVENT_DELETETOPICS_RESULT,
         name: "DeleteTopics",
+    };
+    const DESCRIBE_CLUSTER: AdminOp = AdminOp {
+        op: rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECLUSTER,
+        result: rd::RD_KAFKA_EVENT_DESCRIBECLUSTER_RESULT,
+        name: "DescribeCluster",
+    };
+    const ELECT_LEADERS: AdminOp = AdminOp {
+        op: rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ELECTLEADERS,
+        result: rd::RD_KAFKA_EVENT_ELECTLEADERS_RESULT,
+        name: "ElectLeaders",
     };
     const LIST_OFFSETS: AdminOp = AdminOp {
         op: rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTOFFSETS,
@@ -460,6 +481,7 @@ pub(crate) struct NativePartition {
     pub id: i32,
     pub leader: Option<i32>,
     pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
 }
 
 pub(crate) struct NativeTopic {
@@ -473,12 +495,33 @@ pub(crate) fn describe_topic(
     name: &str,
     timeout: Duration,
 ) -> Result<Option<NativeTopic>, NativeError> {
-    let cname = c_str(name, "topic name")?;
-    let mut names = [cname.as_ptr()];
-    // SAFETY: `names` holds one valid C string; librdkafka copies it into the new collection.
+    let mut all = describe_topics(rk, &[name.to_string()], timeout)?;
+    match all.remove(name) {
+        Some(result) => result,
+        None => Ok(None),
+    }
+}
+
+/// Each topic's description, `None` when it does not exist, or why it could not be described.
+pub(crate) type TopicDescriptions = HashMap<String, Result<Option<NativeTopic>, NativeError>>;
+
+/// Describes many topics in one DescribeTopics request. The call fails as a whole only when
+/// the request does; each topic gets its own outcome.
+pub(crate) fn describe_topics(
+    rk: Handle<'_>,
+    names: &[String],
+    timeout: Duration,
+) -> Result<TopicDescriptions, NativeError> {
+    let cnames = names
+        .iter()
+        .map(|n| c_str(n, "topic name"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ptrs: Vec<*const c_char> = cnames.iter().map(|c| c.as_ptr()).collect();
+    // SAFETY: `ptrs` holds valid C strings (owned by `cnames`, alive here); librdkafka copies
+    // them into the new collection.
     let topics = unsafe {
         Native::own_or(
-            rd::rd_kafka_TopicCollection_of_topic_names(names.as_mut_ptr(), names.len()),
+            rd::rd_kafka_TopicCollection_of_topic_names(ptrs.as_mut_ptr(), ptrs.len()),
             "building a topic collection",
         )?
     };
@@ -510,10 +553,25 @@ pub(crate) fn describe_topic(
             op.name,
         )?
     };
-    let Some(&desc) = descs.first() else {
-        return Ok(None);
-    };
-    // SAFETY: `desc` is a non-null description inside the live event.
+    let mut out = HashMap::with_capacity(descs.len());
+    for desc in descs {
+        // SAFETY: `desc` is a non-null description inside the live event.
+        let name = unsafe { c_string(rd::rd_kafka_TopicDescription_name(desc)) };
+        // SAFETY: as above.
+        let described = unsafe { topic_description(desc) };
+        out.insert(name, described);
+    }
+    Ok(out)
+}
+
+/// Reads one topic description of a DescribeTopics result.
+///
+/// # Safety
+/// `desc` is a non-null description inside a live result event.
+unsafe fn topic_description(
+    desc: *const rd::rd_kafka_TopicDescription_t,
+) -> Result<Option<NativeTopic>, NativeError> {
+    // SAFETY: `desc` is live (caller).
     match unsafe { borrowed_error(rd::rd_kafka_TopicDescription_error(desc)) } {
         Err(e) if e.code == RDKafkaErrorCode::UnknownTopicOrPartition => return Ok(None),
         other => other?,
@@ -538,15 +596,20 @@ pub(crate) fn describe_topic(
     };
     let mut partitions = Vec::with_capacity(parts.len());
     for p in parts {
-        let mut rcount = 0usize;
+        let (mut rcount, mut icount) = (0usize, 0usize);
         // SAFETY: `p` is a non-null partition of the live description; the leader may be null
-        // (no leader), the replica array and its nodes are checked by `items`.
+        // (no leader), the replica and ISR arrays and their nodes are checked by `items`.
         let partition = unsafe {
             let leader = rd::rd_kafka_TopicPartitionInfo_leader(p);
             let replicas = items(
                 rd::rd_kafka_TopicPartitionInfo_replicas(p, &mut rcount),
                 rcount,
                 "DescribeTopics replicas",
+            )?;
+            let isr = items(
+                rd::rd_kafka_TopicPartitionInfo_isr(p, &mut icount),
+                icount,
+                "DescribeTopics ISR",
             )?;
             NativePartition {
                 id: rd::rd_kafka_TopicPartitionInfo_partition(p),
@@ -555,6 +618,7 @@ pub(crate) fn describe_topic(
                     .into_iter()
                     .map(|n| rd::rd_kafka_Node_id(n))
                     .collect(),
+                isr: isr.into_iter().map(|n| rd::rd_kafka_Node_id(n)).collect(),
             }
         };
         partitions.push(partition);
@@ -566,6 +630,225 @@ pub(crate) fn describe_topic(
     }))
 }
 
+/// A broker as DescribeCluster reports it.
+pub(crate) struct NativeNode {
+    pub id: i32,
+    pub rack: Option<String>,
+}
+
+/// The cluster's live brokers, with their racks (`broker.rack`), which Metadata through
+/// rust-rdkafka does not carry.
+pub(crate) fn describe_cluster(
+    rk: Handle<'_>,
+    timeout: Duration,
+) -> Result<Vec<NativeNode>, NativeError> {
+    let op = AdminOp::DESCRIBE_CLUSTER;
+    let event = admin_request(
+        rk,
+        op,
+        RequestFlags::default(),
+        timeout,
+        |options, queue| {
+            // SAFETY: all objects are live.
+            unsafe { rd::rd_kafka_DescribeCluster(rk.as_ptr(), options.as_ptr(), queue.as_ptr()) }
+        },
+    )?;
+    let result = result_of(&event, op, rd::rd_kafka_event_DescribeCluster_result)?;
+    let mut count = 0usize;
+    // SAFETY: `result` belongs to the live `event`; so do the array and its nodes.
+    let nodes = unsafe {
+        items(
+            rd::rd_kafka_DescribeCluster_result_nodes(result, &mut count),
+            count,
+            op.name,
+        )?
+    };
+    let mut out: Vec<NativeNode> = nodes
+        .into_iter()
+        .map(|n| {
+            // SAFETY: `n` is a non-null node of the live event; the rack may be null.
+            let (id, rack) = unsafe {
+                let rack = rd::rd_kafka_Node_rack(n);
+                (
+                    rd::rd_kafka_Node_id(n),
+                    (!rack.is_null()).then(|| c_string(rack)),
+                )
+            };
+            NativeNode {
+                id,
+                rack: rack.filter(|r| !r.is_empty()),
+            }
+        })
+        .collect();
+    out.sort_by_key(|n| n.id);
+    Ok(out)
+}
+
+/// Each partition's outcome of a leader election.
+pub(crate) type PartitionOutcomes = HashMap<(String, i32), Result<(), NativeError>>;
+
+/// A preferred-replica election (KIP-460) for the given partitions.
+pub(crate) fn elect_preferred_leaders(
+    rk: Handle<'_>,
+    partitions: &[(String, i32)],
+    timeout: Duration,
+) -> Result<PartitionOutcomes, NativeError> {
+    let list = partition_list(partitions)?;
+    // SAFETY: `list` is live; librdkafka copies it into the new request object, which is ours.
+    let request = unsafe {
+        Native::own_or(
+            rd::rd_kafka_ElectLeaders_new(
+                rd::rd_kafka_ElectionType_t::RD_KAFKA_ELECTION_TYPE_PREFERRED,
+                list.as_ptr(),
+            ),
+            "building an elect-leaders request",
+        )?
+    };
+    let op = AdminOp::ELECT_LEADERS;
+    let event = admin_request(
+        rk,
+        op,
+        RequestFlags::default(),
+        timeout,
+        |options, queue| {
+            // SAFETY: all objects are live; librdkafka copies the request object.
+            unsafe {
+                rd::rd_kafka_ElectLeaders(
+                    rk.as_ptr(),
+                    request.as_ptr(),
+                    options.as_ptr(),
+                    queue.as_ptr(),
+                )
+            }
+        },
+    )?;
+    let result = result_of(&event, op, rd::rd_kafka_event_ElectLeaders_result)?;
+    let mut count = 0usize;
+    // SAFETY: `result` belongs to the live `event`; so does the array.
+    let results = unsafe {
+        items(
+            rd::rd_kafka_ElectLeaders_result_partitions(result, &mut count) as *const *const _,
+            count,
+            op.name,
+        )?
+    };
+    let mut out = HashMap::with_capacity(results.len());
+    for r in results {
+        // SAFETY: `r` is a non-null result of the live event; the partition (checked for null)
+        // and the error object live as long as the event.
+        let (key, outcome) = unsafe {
+            let tp = rd::rd_kafka_topic_partition_result_partition(r);
+            if tp.is_null() {
+                return Err(NativeError::new(
+                    RDKafkaErrorCode::Fail,
+                    "ElectLeaders: a result without a partition",
+                ));
+            }
+            let tp = &*tp;
+            (
+                (c_string(tp.topic), tp.partition),
+                borrowed_error(rd::rd_kafka_topic_partition_result_error(r)),
+            )
+        };
+        out.insert(key, outcome);
+    }
+    Ok(out)
+}
+
+/// A partition list holding `partitions`.
+fn partition_list(
+    partitions: &[(String, i32)],
+) -> Result<Native<rd::rd_kafka_topic_partition_list_t>, NativeError> {
+    // SAFETY: a fresh list, ours.
+    let list = unsafe {
+        Native::own_or(
+            rd::rd_kafka_topic_partition_list_new(
+                i32::try_from(partitions.len()).unwrap_or(i32::MAX),
+            ),
+            "building a partition list",
+        )?
+    };
+    for (topic, partition) in partitions {
+        let ctopic = c_str(topic, "topic name")?;
+        // SAFETY: `list` is live; librdkafka copies the topic name.
+        let elem = unsafe {
+            rd::rd_kafka_topic_partition_list_add(list.as_ptr(), ctopic.as_ptr(), *partition)
+        };
+        if elem.is_null() {
+            return Err(NativeError::new(
+                RDKafkaErrorCode::Fail,
+                "adding to a partition list failed",
+            ));
+        }
+    }
+    Ok(list)
+}
+
+unsafe extern "C" {
+    /// `kafka/native/raw_request.c`: frames `body` as request `api_key`/`api_version`, sends it
+    /// to the controller over librdkafka's connection and hands back the response body.
+    fn ferry_raw_request(
+        rk: *mut rd::rd_kafka_t,
+        api_key: i16,
+        api_version: i16,
+        flexver: std::ffi::c_int,
+        body: *const c_char,
+        body_len: usize,
+        timeout_ms: std::ffi::c_int,
+        resp: *mut *mut c_char,
+        resp_len: *mut usize,
+        errstr: *mut c_char,
+        errstr_size: usize,
+    ) -> std::ffi::c_int;
+    fn ferry_raw_free(p: *mut c_char);
+}
+
+/// Sends a request librdkafka has no API for over librdkafka's own connection to the
+/// controller (its TLS, SASL and version negotiation), bounded by `timeout`. `body` is the
+/// request body without its trailing tagged-fields byte; the answer is the response body.
+pub(crate) fn raw_request(
+    rk: Handle<'_>,
+    api_key: i16,
+    api_version: i16,
+    flexible: bool,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, NativeError> {
+    let mut errstr = ErrBuf::new();
+    let (mut resp, mut resp_len) = (ptr::null_mut::<c_char>(), 0usize);
+    // SAFETY: `rk` is borrowed from a live client; `body` is valid for `body.len()` bytes and
+    // copied before the call returns; `errstr` is writable for its length; on success `resp`
+    // points to `resp_len` bytes we own and free with `ferry_raw_free`.
+    let err = unsafe {
+        ferry_raw_request(
+            rk.as_ptr(),
+            api_key,
+            api_version,
+            flexible.into(),
+            body.as_ptr().cast(),
+            body.len(),
+            timeout_ms(timeout),
+            &mut resp,
+            &mut resp_len,
+            errstr.ptr(),
+            errstr.len(),
+        )
+    };
+    let code = error_code(err);
+    let out = if resp.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: `resp` holds `resp_len` bytes (see above); copied, then freed exactly once.
+        unsafe {
+            let bytes = std::slice::from_raw_parts(resp.cast::<u8>(), resp_len).to_vec();
+            ferry_raw_free(resp);
+            bytes
+        }
+    };
+    outcome(code, Some(errstr.text()))?;
+    Ok(out)
+}
+
 /// Sets and deletes (resets to default) topic config keys in one incremental request.
 pub(crate) fn incremental_alter_topic(
     rk: Handle<'_>,
@@ -575,10 +858,50 @@ pub(crate) fn incremental_alter_topic(
     validate_only: bool,
     timeout: Duration,
 ) -> Result<(), NativeError> {
+    incremental_alter(
+        rk,
+        rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+        name,
+        set,
+        delete,
+        validate_only,
+        timeout,
+    )
+}
+
+/// Sets and deletes (resets to default) dynamic config keys of one broker (its id as the
+/// resource name); librdkafka sends it to that broker.
+pub(crate) fn incremental_alter_broker(
+    rk: Handle<'_>,
+    broker: i32,
+    set: &[(String, String)],
+    delete: &[String],
+    timeout: Duration,
+) -> Result<(), NativeError> {
+    incremental_alter(
+        rk,
+        rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_BROKER,
+        &broker.to_string(),
+        set,
+        delete,
+        false,
+        timeout,
+    )
+}
+
+fn incremental_alter(
+    rk: Handle<'_>,
+    resource_type: rd::rd_kafka_ResourceType_t,
+    name: &str,
+    set: &[(String, String)],
+    delete: &[String],
+    validate_only: bool,
+    timeout: Duration,
+) -> Result<(), NativeError> {
     use rd::rd_kafka_AlterConfigOpType_t::{
         RD_KAFKA_ALTER_CONFIG_OP_TYPE_DELETE, RD_KAFKA_ALTER_CONFIG_OP_TYPE_SET,
     };
-    let cname = c_str(name, "topic name")?;
+    let cname = c_str(name, "resource name")?;
     let mut ops = Vec::with_capacity(set.len() + delete.len());
     for (k, v) in set {
         ops.push((
@@ -597,10 +920,7 @@ pub(crate) fn incremental_alter_topic(
     // SAFETY: `cname` is a valid C string, copied by librdkafka.
     let resource = unsafe {
         Native::own_or(
-            rd::rd_kafka_ConfigResource_new(
-                rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
-                cname.as_ptr(),
-            ),
+            rd::rd_kafka_ConfigResource_new(resource_type, cname.as_ptr()),
             "building a config resource",
         )?
     };

@@ -330,3 +330,63 @@ async fn admin_calls_work_and_keep_the_brokers_words() {
         "{e}"
     );
 }
+
+/// Cluster C (three brokers): what librdkafka has no API for (Alter/ListPartitionReassignments,
+/// sent over its own connection) and ElectLeaders, DescribeCluster and the ISR.
+#[tokio::test]
+#[ignore = "needs a running Kafka peer: make peers"]
+async fn reassignment_over_librdkafkas_connection_on_three_brokers() {
+    let admin = Admin::connect(&ConnectionConfig::plaintext(&env("FERRY_KAFKA_C")))
+        .await
+        .unwrap();
+    let brokers = admin.brokers().await.unwrap();
+    assert_eq!(brokers.len(), 3, "{brokers:?}");
+    let name = unique("reassign");
+    create(&admin, &name, 2, &[]).await;
+    let before = admin.topic_layout(&name).await.unwrap().unwrap();
+    assert!(before.partitions.iter().all(|p| p.replicas.len() == 1));
+
+    // Nothing of ours is moving yet; the listing itself must work.
+    let listed = admin.list_reassignments().await.unwrap();
+    assert!(listed.iter().all(|r| r.topic != name), "{listed:?}");
+
+    let current: Vec<ferry_kafka::CurrentPartition> = before
+        .partitions
+        .iter()
+        .map(|p| ferry_kafka::CurrentPartition {
+            partition: p.id,
+            replicas: p.replicas.clone(),
+            leader: p.leader,
+        })
+        .collect();
+    let loads = admin.replica_loads().await.unwrap();
+    let targets = ferry_kafka::change_replication_factor(&current, &brokers, &loads, 3).unwrap();
+    admin.alter_reassignments(&name, &targets).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let moving = admin.list_reassignments().await.unwrap();
+        let layout = admin.topic_layout(&name).await.unwrap().unwrap();
+        if moving.iter().all(|r| r.topic != name)
+            && layout.partitions.iter().all(|p| p.isr.len() == 3)
+        {
+            for p in &layout.partitions {
+                assert_eq!(p.replicas, targets[&p.id], "partition {}", p.id);
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not done: {moving:?} {layout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    admin.elect_preferred_leaders(&name, &[0, 1]).await.unwrap();
+
+    // A replica on a broker that does not exist is refused with the broker's words.
+    let err = admin
+        .alter_reassignments(&name, &BTreeMap::from([(0, vec![1, 99])]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(&format!("{name}-0")), "{err}");
+    admin.delete_topic(&name).await.unwrap();
+}
