@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_kafka::{Admin, ConnectionConfig};
-use ferry_mirror_api::{GroupResult, Mode, RunState, RunStatus, Spec, VerifyRow, now_ms};
-use serde::Deserialize;
+use ferry_mirror_api::{EndOffset, GroupResult, Mode, RunState, RunStatus, Spec, VerifyRow, now_ms};
 use tfplugin::timeouts::{Operation, Timeouts};
 use tfplugin::{AttributePath, Diagnostics, Plan, Resource, Schema, StateUpgrader, Tf};
 
@@ -276,14 +275,6 @@ fn import_from_run_dir(
         },
         ..MirrorModel::default()
     })
-}
-
-/// `ferry-mirror end-offsets --json`: one selected source partition's end offset.
-#[derive(Debug, Deserialize)]
-struct EndOffset {
-    source_topic: String,
-    partition: i32,
-    end_offset: i64,
 }
 
 /// Everything one operation needs: the run's documents, both connections, and the launcher.
