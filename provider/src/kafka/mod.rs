@@ -1,6 +1,8 @@
 //! Kafka itself: connections, the topic resource and data sources, and the rules they share.
 
 pub mod connection;
+pub mod reads;
+pub mod reassign;
 pub mod topic;
 pub mod topic_data_source;
 pub mod topic_rules;

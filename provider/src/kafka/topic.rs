@@ -4,14 +4,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_kafka::{Admin, KafkaErrorCode, NewTopic};
+use ferry_kafka::{Admin, ConnectionConfig, KafkaErrorCode, NewTopic};
 use tfplugin::timeouts::{self, Operation, Timeouts};
 use tfplugin::{
-    Attribute, AttributePath, Block, Diagnostics, Model, Plan, Resource, Schema, Tf, Type,
-    Validator,
+    Attribute, AttributePath, Block, Diagnostics, Model, NestedBlock, Plan, Resource, Schema, Tf,
+    Type, Validator,
 };
 
 use super::connection::{ConnectionModel, Resolved, cluster_block};
+use super::reads::topic_reads;
+use super::reassign::{self, DEFAULT_THROTTLE, is_throttle_key};
 use super::topic_rules::{self, report_topic_error};
 use crate::provider::{Ctx, FerryData, missing_connection};
 
@@ -27,8 +29,38 @@ pub struct TopicModel {
     pub replication_factor: Tf<i64>,
     pub config: Tf<BTreeMap<String, String>>,
     pub topic_id: Tf<String>,
+    pub reassignment: Tf<ReassignmentModel>,
     pub cluster: Tf<ConnectionModel>,
     pub timeouts: Tf<Timeouts>,
+}
+
+/// How a replication-factor change moves data.
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct ReassignmentModel {
+    pub throttle_bytes_per_sec: Tf<i64>,
+}
+
+fn reassignment_block() -> NestedBlock {
+    NestedBlock::single(
+        "reassignment",
+        Block::new(
+            "How a replication-factor change copies data between brokers. Without this block the \
+             copy is throttled at 50 MiB/s per broker.",
+        )
+        .attribute(
+            Attribute::optional("throttle_bytes_per_sec", Type::Number)
+                .describe(
+                    "Replication throttle for the copy, bytes per second per broker (Kafka's \
+                     leader/follower.replication.throttled.rate), set for the duration of the \
+                     change and removed afterwards. 0 copies unthrottled. Default 52428800.",
+                )
+                .validate(Validator::int_range(
+                    0,
+                    i64::MAX,
+                    "Invalid replication throttle",
+                )),
+        ),
+    )
 }
 
 impl TopicModel {
@@ -40,6 +72,12 @@ impl TopicModel {
     }
     fn config_map(&self) -> BTreeMap<String, String> {
         self.config.or(BTreeMap::new())
+    }
+    fn throttle(&self) -> u64 {
+        self.reassignment
+            .known()
+            .and_then(|r| r.throttle_bytes_per_sec.known().copied())
+            .map_or(DEFAULT_THROTTLE, |t| t.max(0) as u64)
     }
     fn new_topic(&self) -> Option<NewTopic> {
         Some(NewTopic {
@@ -76,7 +114,12 @@ pub fn schema() -> Schema {
         )
         .attribute(
             Attribute::optional_computed("replication_factor", Type::Number)
-                .describe("Replicas per partition. Defaults to the broker's default.replication.factor.")
+                .describe(
+                    "Replicas per partition. Defaults to the broker's default.replication.factor. \
+                     Changes in place: a partition reassignment that keeps current replicas, adds \
+                     new ones on the least-loaded brokers (rack-aware), is throttled (see \
+                     `reassignment`), waits within timeouts.update, then elects preferred leaders.",
+                )
                 .validate(Validator::int_range(1, i16::MAX as i64, "Invalid replication factor"))
                 .use_state_for_unknown(),
         )
@@ -93,6 +136,7 @@ pub fn schema() -> Schema {
                 .describe("Kafka's topic id (base64).")
                 .use_state_for_unknown(),
         )
+        .block(reassignment_block())
         .block(cluster_block())
         .block(timeouts::block()),
     }
@@ -116,13 +160,18 @@ impl Resource<FerryData> for TopicResource {
 
     async fn plan(&self, ctx: &Ctx, plan: &mut Plan<TopicModel>, diags: &mut Diagnostics) {
         plan.planned.id = plan.planned.name.clone();
+        // Terraform 1.0 proposes the prior block when a single nested block is removed from
+        // the configuration, then refuses that plan; the configuration decides.
+        if plan.config.reassignment.is_null() {
+            plan.planned.reassignment = Tf::Null;
+        }
         if plan.replaces() {
             // A rename replaces the topic: Terraform plans the new one as a create next, and
             // that plan gets the create checks. Update rules (no shrinking) do not apply.
             return;
         }
         if let Some(prior) = &plan.prior {
-            check_update_rules(prior, &plan.planned, &plan.config, diags);
+            check_update_rules(prior, &plan.planned, diags);
         }
         if diags.has_errors() {
             return;
@@ -141,7 +190,7 @@ impl Resource<FerryData> for TopicResource {
         planned: TopicModel,
         diags: &mut Diagnostics,
     ) -> Option<TopicModel> {
-        let admin = ctx.data().admin(&planned.cluster, diags).await?;
+        let (conn, admin) = connect(ctx.data(), &planned.cluster, diags).await?;
         let Some(topic) = planned.new_topic() else {
             diags.error(
                 "Topic values not known",
@@ -149,6 +198,7 @@ impl Resource<FerryData> for TopicResource {
             );
             return None;
         };
+        topic_reads().changed(&conn, &topic.name);
         if let Err(e) = admin.create_topic(&topic, false).await {
             report_topic_error(diags, "Could not create topic", &topic.name, &e);
             return None;
@@ -186,7 +236,7 @@ impl Resource<FerryData> for TopicResource {
         state: TopicModel,
         diags: &mut Diagnostics,
     ) -> Option<TopicModel> {
-        let Some(admin) = ctx.data().admin(&state.cluster, diags).await else {
+        let Some((conn, admin)) = connect(ctx.data(), &state.cluster, diags).await else {
             return Some(state);
         };
         let Some(name) = state.name.known().cloned() else {
@@ -196,7 +246,9 @@ impl Resource<FerryData> for TopicResource {
             );
             return Some(state);
         };
-        let described = match admin.describe_topic(&name).await {
+        let read = topic_reads().read(&admin, &conn, &name).await;
+        topic_reads().log_requests(&admin);
+        let read = match read {
             Ok(Some(t)) => t,
             Ok(None) => return None,
             Err(e) => {
@@ -204,13 +256,39 @@ impl Resource<FerryData> for TopicResource {
                 return Some(state);
             }
         };
-        let overrides = match admin.topic_config_overrides(&name).await {
-            Ok(o) => o,
-            Err(e) => {
-                report_topic_error(diags, "Could not read topic configs", &name, &e);
-                return Some(state);
-            }
+        let described = read.layout.description();
+        // While partitions move, Kafka lists old and new replicas together. State keeps the
+        // factor the topic had, so the plan still shows the change and apply waits for it.
+        let mut replication_factor = described.replication_factor as i64;
+        if let Some(first) = read.layout.partitions.first() {
+            replication_factor = match read.moving.iter().find(|m| m.partition == first.id) {
+                Some(m) => m.original().len() as i64,
+                None => first.replicas.len() as i64,
+            };
+        }
+        if !read.moving.is_empty() {
+            diags.attribute_warning(
+                AttributePath::root("replication_factor"),
+                "Partition reassignment in progress",
+                format!(
+                    "{} partitions of topic {name:?} are being moved between brokers. Until that \
+                     finishes the replication factor shows its value from before the move.",
+                    read.moving.len()
+                ),
+            );
+        }
+        // Throttles a reassignment left behind (an apply that died before removing them) are
+        // reported as managed config, so the plan shows them being removed.
+        let leftover: BTreeMap<String, String> = if read.moving.is_empty() {
+            read.overrides
+                .iter()
+                .filter(|(k, _)| is_throttle_key(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        } else {
+            BTreeMap::new()
         };
+        let overrides = read.overrides;
         // Right after import nothing is managed yet: adopt every override the topic has.
         // Afterwards only keys under management are reported, so out-of-band overrides of
         // other keys neither show as drift nor get wiped.
@@ -220,15 +298,15 @@ impl Resource<FerryData> for TopicResource {
             Some(managed) => Some(
                 overrides
                     .into_iter()
-                    .filter(|(k, _)| managed.contains_key(k))
+                    .filter(|(k, _)| managed.contains_key(k) || leftover.contains_key(k))
                     .collect::<BTreeMap<_, _>>(),
             ),
-            None => None,
+            None => (!leftover.is_empty()).then_some(leftover),
         };
         Some(TopicModel {
             id: name.as_str().into(),
             partitions: Tf::Known(described.partitions as i64),
-            replication_factor: Tf::Known(described.replication_factor as i64),
+            replication_factor: Tf::Known(replication_factor),
             topic_id: described.topic_id.into(),
             config: config.into(),
             ..state
@@ -242,10 +320,11 @@ impl Resource<FerryData> for TopicResource {
         planned: TopicModel,
         diags: &mut Diagnostics,
     ) -> TopicModel {
-        let Some(admin) = ctx.data().admin(&planned.cluster, diags).await else {
+        let Some((conn, admin)) = connect(ctx.data(), &planned.cluster, diags).await else {
             return prior;
         };
         let name = planned.name();
+        topic_reads().changed(&conn, &name);
         let within = Timeouts::get(&planned.timeouts, Operation::Update, DEFAULT_TIMEOUT);
         let mut state = prior.clone();
 
@@ -271,6 +350,33 @@ impl Resource<FerryData> for TopicResource {
             report_topic_error(diags, "Could not change topic config", &name, &e);
             return state;
         }
+        state.config = planned.config.clone();
+        if reset.iter().any(|k| is_throttle_key(k))
+            && let Err(e) = reassign::clear_throttles(&admin, &name).await
+        {
+            report_topic_error(diags, "Could not remove replication throttles", &name, &e);
+        }
+
+        if let (Some(before), Some(after)) = (
+            prior.replication_factor.known(),
+            planned.replication_factor.known(),
+        ) && before != after
+        {
+            let done = reassign::change_replication_factor_in_place(
+                ctx,
+                &admin,
+                &name,
+                *after as usize,
+                planned.throttle(),
+                within,
+                diags,
+            )
+            .await;
+            if !done {
+                // The state keeps the old factor: the next plan shows the change again.
+                return state;
+            }
+        }
         // Everything else in the plan (cluster, timeouts) is local to Terraform.
         TopicModel {
             topic_id: prior.topic_id,
@@ -280,10 +386,11 @@ impl Resource<FerryData> for TopicResource {
     }
 
     async fn delete(&self, ctx: &Ctx, prior: TopicModel, diags: &mut Diagnostics) {
-        let Some(admin) = ctx.data().admin(&prior.cluster, diags).await else {
+        let Some((conn, admin)) = connect(ctx.data(), &prior.cluster, diags).await else {
             return;
         };
         let name = prior.name();
+        topic_reads().changed(&conn, &name);
         match admin.delete_topic(&name).await {
             Ok(()) => {}
             Err(e) if e.code() == Some(KafkaErrorCode::UnknownTopicOrPartition) => return,
@@ -316,12 +423,7 @@ impl Resource<FerryData> for TopicResource {
 }
 
 /// Changes Kafka cannot make in place, as plan errors with what to do instead.
-fn check_update_rules(
-    prior: &TopicModel,
-    planned: &TopicModel,
-    config: &TopicModel,
-    diags: &mut Diagnostics,
-) {
+fn check_update_rules(prior: &TopicModel, planned: &TopicModel, diags: &mut Diagnostics) {
     if let (Some(before), Some(after)) = (prior.partitions(), planned.partitions())
         && after < before
     {
@@ -336,20 +438,25 @@ fn check_update_rules(
             ),
         );
     }
-    if let (Some(before), Some(after)) = (
-        prior.replication_factor.known(),
-        config.replication_factor.known(),
-    ) && before != after
-    {
-        diags.attribute_error(
-            AttributePath::root("replication_factor"),
-            "Changing the replication factor in place is not supported yet",
-            format!(
-                "The topic has replication factor {before}. Changing it needs a partition reassignment, \
-                 which ferry does not perform yet. Keep {before} here, or reassign with Kafka's \
-                 kafka-reassign-partitions tool and then set the new value."
-            ),
-        );
+}
+
+/// The admin connection for an object and the connection it was made for (the key of the
+/// shared topic snapshots).
+async fn connect(
+    data: &FerryData,
+    cluster: &Tf<ConnectionModel>,
+    diags: &mut Diagnostics,
+) -> Option<(ConnectionConfig, Admin)> {
+    match data.resolve(cluster, diags) {
+        Resolved::Known(config) => {
+            let admin = data.admin_for(&config, diags).await?;
+            Some((config, admin))
+        }
+        _ => {
+            // Reports what is missing or unknown.
+            let _ = data.admin(cluster, diags).await;
+            None
+        }
     }
 }
 
@@ -398,6 +505,37 @@ async fn check_update(
         if let Err(e) = admin.alter_topic_config(name, &set, &reset, true).await {
             report_topic_error(diags, "Kafka rejects this topic config", name, &e);
         }
+    }
+    if let (Some(before), Some(after)) = (
+        prior.replication_factor.known(),
+        planned.replication_factor.known(),
+    ) && before != after
+    {
+        check_replication_change(admin, name, *after, diags).await;
+    }
+}
+
+/// A replication-factor change is possible (enough live brokers) and not in the way of a
+/// reassignment someone else started; one in progress towards the same factor is reported.
+async fn check_replication_change(admin: &Admin, name: &str, target: i64, diags: &mut Diagnostics) {
+    match admin.brokers().await {
+        Ok(brokers) if target as usize > brokers.len() => diags.attribute_error(
+            AttributePath::root("replication_factor"),
+            "Not enough brokers",
+            format!(
+                "Replication factor {target} needs {target} live brokers; the cluster has {}.",
+                brokers.len()
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => report_topic_error(diags, "Could not list the cluster's brokers", name, &e),
+    }
+    match admin.list_reassignments().await {
+        Ok(all) => {
+            let moving: Vec<_> = all.into_iter().filter(|m| m.topic == name).collect();
+            reassign::check_in_progress(&moving, target as usize, diags);
+        }
+        Err(e) => report_topic_error(diags, "Could not list partition reassignments", name, &e),
     }
 }
 
@@ -456,6 +594,8 @@ mod tests {
         let schema = schema();
         let b = &schema.block;
         check_model_matches::<TopicModel>(b).unwrap();
+        let reassignment = b.blocks.iter().find(|n| n.name == "reassignment").unwrap();
+        check_model_matches::<ReassignmentModel>(&reassignment.block).unwrap();
         let name = b.find_attribute("name").unwrap();
         assert!(name.has_modifier(|m| matches!(m, PlanModifier::RequiresReplace)));
         assert!(b.find_attribute("topic_id").unwrap().computed);
@@ -463,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn shrinking_and_rf_changes_are_plan_errors_on_their_attribute() {
+    fn shrinking_is_a_plan_error_on_its_attribute_and_rf_changes_are_not() {
         let prior = TopicModel {
             partitions: Tf::Known(6),
             replication_factor: Tf::Known(1),
@@ -473,16 +613,23 @@ mod tests {
             partitions: Tf::Known(3),
             ..prior.clone()
         };
-        let config = TopicModel {
-            replication_factor: Tf::Known(3),
-            ..planned.clone()
-        };
         let mut d = Diagnostics::default();
-        check_update_rules(&prior, &planned, &config, &mut d);
+        check_update_rules(&prior, &planned, &mut d);
         let paths: Vec<String> =
             d.0.iter()
                 .map(|x| x.path.clone().unwrap().to_string())
                 .collect();
-        assert_eq!(paths, ["partitions", "replication_factor"]);
+        assert_eq!(
+            paths,
+            ["partitions"],
+            "a replication-factor change is no plan error"
+        );
+        let raised = TopicModel {
+            replication_factor: Tf::Known(3),
+            ..prior.clone()
+        };
+        let mut d = Diagnostics::default();
+        check_update_rules(&prior, &raised, &mut d);
+        assert!(d.0.is_empty(), "{d:?}");
     }
 }
