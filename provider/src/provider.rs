@@ -6,20 +6,47 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ferry_kafka::{Admin, ConnectionConfig};
-use tfplugin::{AnyDataSource, AnyResource, AttributePath, Diagnostics, Schema, Tf};
-use tokio::sync::Mutex;
+use tfplugin::{AnyDataSource, AnyResource, AttributePath, Diagnostics, Model, Schema, Tf};
+use tokio::sync::{Mutex, OnceCell};
 
-use crate::kafka::connection::{self, ConnectionModel, Origin, Resolved};
+use crate::kafka::connection::{self, ConnectionModel, Origin, Resolved, SaslModel, TlsModel};
+use crate::msk::client::{self as aws, AwsModel, Msk};
 
 pub struct FerryProvider;
 
-/// What every resource gets through `Ctx::data` after ConfigureProvider. Later domains (AWS
-/// clients for MSK) sit here beside the Kafka connections.
+/// The provider block: the default Kafka connection (the same attributes as every `cluster`
+/// block) and the `aws` settings of the MSK resources.
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct ProviderModel {
+    pub bootstrap_servers: Tf<Vec<String>>,
+    pub timeout: Tf<String>,
+    pub tls: Tf<TlsModel>,
+    pub sasl: Tf<SaslModel>,
+    pub aws: Tf<AwsModel>,
+}
+
+impl ProviderModel {
+    pub fn connection(&self) -> ConnectionModel {
+        ConnectionModel {
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            timeout: self.timeout.clone(),
+            tls: self.tls.clone(),
+            sasl: self.sasl.clone(),
+        }
+    }
+}
+
+/// What every resource gets through `Ctx::data` after ConfigureProvider: the Kafka
+/// connections and the AWS (MSK) client.
 pub struct FerryData {
     default_connection: Resolved,
     /// One connection attempt per cluster per provider process: a failure is remembered, so
     /// fifty topics on an unreachable cluster fail after one timeout, not fifty.
     admins: Mutex<HashMap<ConnectionConfig, Result<Admin, String>>>,
+    aws: Tf<AwsModel>,
+    /// Built on first use, so a configuration without MSK objects never looks for AWS
+    /// credentials or a region.
+    msk: OnceCell<Msk>,
 }
 
 pub type Ctx = tfplugin::Ctx<FerryData>;
@@ -27,7 +54,7 @@ pub type Ctx = tfplugin::Ctx<FerryData>;
 #[async_trait]
 impl tfplugin::Provider for FerryProvider {
     type Data = FerryData;
-    type Model = ConnectionModel;
+    type Model = ProviderModel;
 
     fn name(&self) -> &'static str {
         "ferry"
@@ -39,28 +66,25 @@ impl tfplugin::Provider for FerryProvider {
             block: connection::connection_block(
                 "ferry manages Kafka topics on any Kafka cluster, Amazon MSK clusters, and migrations \
                  between them. The settings here are the default Kafka connection; each resource may \
-                 name its own with a `cluster` block.",
+                 name its own with a `cluster` block. The `aws` block configures the MSK resources.",
                 false,
-            ),
+            )
+            .block(aws::aws_block()),
         }
     }
 
-    fn validate(&self, config: &ConnectionModel, diags: &mut Diagnostics) {
+    fn validate(&self, config: &ProviderModel, diags: &mut Diagnostics) {
         connection::parse(
-            &Tf::Known(config.clone()),
+            &Tf::Known(config.connection()),
             Origin::Provider,
             &AttributePath::default(),
             diags,
         );
     }
 
-    async fn configure(
-        &self,
-        config: ConnectionModel,
-        diags: &mut Diagnostics,
-    ) -> Option<FerryData> {
+    async fn configure(&self, config: ProviderModel, diags: &mut Diagnostics) -> Option<FerryData> {
         let default_connection = connection::parse(
-            &Tf::Known(config),
+            &Tf::Known(config.connection()),
             Origin::Provider,
             &AttributePath::default(),
             diags,
@@ -68,6 +92,8 @@ impl tfplugin::Provider for FerryProvider {
         Some(FerryData {
             default_connection,
             admins: Mutex::new(HashMap::new()),
+            aws: config.aws,
+            msk: OnceCell::new(),
         })
     }
 
@@ -75,6 +101,8 @@ impl tfplugin::Provider for FerryProvider {
         vec![
             Arc::new(crate::kafka::topic::TopicResource),
             Arc::new(crate::mirror::resource::MirrorResource),
+            Arc::new(crate::msk::cluster::ClusterResource),
+            Arc::new(crate::msk::configuration::ConfigurationResource),
         ]
     }
 
@@ -87,6 +115,14 @@ impl tfplugin::Provider for FerryProvider {
 }
 
 impl FerryData {
+    /// The MSK client, built from the provider's `aws` block on first use.
+    pub async fn msk(&self) -> Msk {
+        self.msk
+            .get_or_init(|| aws::connect(&self.aws))
+            .await
+            .clone()
+    }
+
     /// Where an object lives: its own `cluster` block, else the provider's.
     pub fn resolve(&self, cluster: &Tf<ConnectionModel>, diags: &mut Diagnostics) -> Resolved {
         match connection::parse(
@@ -150,6 +186,19 @@ impl FerryData {
     }
 }
 
+#[cfg(test)]
+impl FerryData {
+    /// Provider data with no Kafka connection and default AWS settings.
+    pub fn for_tests() -> FerryData {
+        FerryData {
+            default_connection: Resolved::Missing,
+            admins: Mutex::new(HashMap::new()),
+            aws: Tf::Null,
+            msk: OnceCell::new(),
+        }
+    }
+}
+
 pub fn missing_connection(diags: &mut Diagnostics) {
     diags.attribute_error(
         AttributePath::root("cluster"),
@@ -183,5 +232,15 @@ mod tests {
         }
         let names: Vec<&str> = schemas.iter().map(|(n, _)| *n).collect();
         assert!(names.contains(&"ferry_topic") && names.contains(&"ferry_topics"));
+    }
+
+    #[test]
+    fn provider_model_is_the_connection_plus_aws() {
+        let block = FerryProvider.schema().block;
+        tfplugin::model::check_model_matches::<ProviderModel>(&block).unwrap();
+        let conn = connection::connection_block("", false);
+        for a in &conn.attributes {
+            assert!(block.find_attribute(&a.name).is_some(), "{} kept", a.name);
+        }
     }
 }

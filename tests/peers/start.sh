@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start the test peers on 127.0.0.1 (installed by tests/peers/install.sh).
-#   tests/peers/start.sh             start all: a b c moto
-#   tests/peers/start.sh a moto      start only these
+#   tests/peers/start.sh             start all: a b c moto ministack
+#   tests/peers/start.sh a moto      start only these (peers not named keep running)
 # Peers (see tests/peers/README.md):
 #   a     Kafka 4.3.1 KRaft, one combined broker+controller node:
 #         PLAINTEXT 19092, SASL_PLAINTEXT 19094 (PLAIN, SCRAM-SHA-256/512), controller 19093
@@ -9,6 +9,8 @@
 #   c     three combined nodes (controller quorum of 3): 39092, 39192, 39292
 #         (controllers 39093, 39193, 39293)
 #   moto  moto server (AWS mock) on 5055
+#   ministack  ministack (MSK v1 API emulator) on 4566; GetBootstrapBrokers answers
+#         with cluster B's address (127.0.0.1:29092), so an "MSK cluster" is really B
 # Each peer runs in its own process group; pid files and logs are in
 # .peers/run/, Kafka data in .peers/run/data/ (wiped and formatted with a fresh
 # cluster id on every start). Waits until every peer answers a real request,
@@ -23,6 +25,7 @@ DATA="$RUN/data"
 CONF="$RUN/conf"
 LIBS="$PEERS/kafka/libs"
 VENV_PY="$PEERS/venv/bin/python"
+MINISTACK="$PEERS/ministack-venv/bin/ministack"
 TIMEOUT="${FERRY_PEERS_TIMEOUT:-60}"
 HOST=127.0.0.1
 
@@ -37,20 +40,21 @@ die() {
 }
 
 # ------------------------------------------------------------------ arguments
-want_a=0 want_b=0 want_c=0 want_moto=0
-(($# == 0)) && set -- a b c moto
+want_a=0 want_b=0 want_c=0 want_moto=0 want_ministack=0
+(($# == 0)) && set -- a b c moto ministack
 for p in "$@"; do
   case "$p" in
     a) want_a=1 ;;
     b) want_b=1 ;;
     c) want_c=1 ;;
     moto) want_moto=1 ;;
-    *) die "unknown peer '$p' (choose from: a b c moto)" ;;
+    ministack) want_ministack=1 ;;
+    *) die "unknown peer '$p' (choose from: a b c moto ministack)" ;;
   esac
 done
 
 # ------------------------------------------------------------------ installed?
-[[ -f "$LIBS/kafka_2.13-4.3.1.jar" && -x "$VENV_PY" && -x "$PEERS/bin/terraform" && -x "$PEERS/bin/tofu" ]] ||
+[[ -f "$LIBS/kafka_2.13-4.3.1.jar" && -x "$VENV_PY" && -x "$MINISTACK" && -x "$PEERS/bin/terraform" && -x "$PEERS/bin/tofu" ]] ||
   die "peers not installed: run tests/peers/install.sh first"
 if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
   JAVA="$JAVA_HOME/bin/java"
@@ -73,11 +77,16 @@ if ((want_c)); then
 fi
 peers=("${nodes[@]}")
 ((want_moto)) && peers+=(moto)
+((want_ministack)) && peers+=(ministack)
 MOTO_PORT=5055
+MINISTACK_PORT=4566
+# What ministack's GetBootstrapBrokers answers: cluster B's PLAINTEXT listener.
+MINISTACK_BOOTSTRAP="$HOST:29092"
 
 ports_of() {
   case "$1" in
     moto) echo "$MOTO_PORT" ;;
+    ministack) echo "$MINISTACK_PORT" ;;
     a) echo "19092 19093 19094" ;;
     *)
       local f
@@ -194,7 +203,8 @@ for node in "${nodes[@]}"; do
   rm -f "$RUN/$node.log"
   write_config "$node"
 done
-rm -f "$RUN/moto.log"
+((want_moto)) && rm -f "$RUN/moto.log"
+((want_ministack)) && rm -f "$RUN/ministack.log"
 
 # ------------------------------------------------------------------ format
 format_node() {
@@ -245,6 +255,11 @@ done
 if ((want_moto)); then
   launch moto "$VENV_PY" "$PEERS/venv/bin/moto_server" -H "$HOST" -p "$MOTO_PORT"
 fi
+if ((want_ministack)); then
+  # In-memory state (no PERSIST_STATE), loopback only; runs in .peers/run.
+  launch ministack env BIND_HOST="$HOST" GATEWAY_PORT="$MINISTACK_PORT" \
+    MINISTACK_MSK_BOOTSTRAP="$MINISTACK_BOOTSTRAP" "$MINISTACK"
+fi
 
 for p in "${peers[@]}"; do
   for _ in $(seq 50); do [[ -s "$RUN/$p.pid" ]] && break; sleep 0.1; done
@@ -265,6 +280,8 @@ c3 $RUN/c3.pid kafka $HOST:39292 3
 "
 ((want_moto)) && checks+="moto $RUN/moto.pid http http://$HOST:$MOTO_PORT/moto-api/
 "
+((want_ministack)) && checks+="ministack $RUN/ministack.pid http http://$HOST:$MINISTACK_PORT/v1/clusters
+"
 
 if ! failed="$(printf '%s' "$checks" | "$VENV_PY" "$HERE/ready.py" --timeout "$TIMEOUT")"; then
   echo "start.sh: peers not ready:" >&2
@@ -279,9 +296,12 @@ if ! failed="$(printf '%s' "$checks" | "$VENV_PY" "$HERE/ready.py" --timeout "$T
 fi
 
 # ------------------------------------------------------------------ env file
+# Every peer running now, including those a previous start (of another subset) left running.
+running=()
+for p in a b c1 c2 c3 moto ministack; do [[ -s "$RUN/$p.pid" ]] && running+=("$p"); done
 env_tmp="$PEERS/env.tmp"
 cat >"$env_tmp" <<EOF
-# Written by tests/peers/start.sh (peers started: ${peers[*]}). Source it.
+# Written by tests/peers/start.sh (peers running: ${running[*]}). Source it.
 export FERRY_KAFKA_A=$HOST:19092
 export FERRY_KAFKA_A_SASL=$HOST:19094
 export FERRY_KAFKA_A_PLAIN_USER=ferry
@@ -291,12 +311,14 @@ export FERRY_KAFKA_A_SCRAM_PASSWORD=ferry-scram-secret
 export FERRY_KAFKA_B=$HOST:29092
 export FERRY_KAFKA_C=$HOST:39092,$HOST:39192,$HOST:39292
 export FERRY_MOTO_ENDPOINT=http://$HOST:$MOTO_PORT
+export FERRY_MINISTACK_ENDPOINT=http://$HOST:$MINISTACK_PORT
+export FERRY_MINISTACK_BOOTSTRAP=$MINISTACK_BOOTSTRAP
 export FERRY_TERRAFORM=$PEERS/bin/terraform
 export FERRY_TOFU=$PEERS/bin/tofu
 export FERRY_PEERS_PYTHON=$VENV_PY
 export FERRY_KAFKA_LIBS=$LIBS
 export FERRY_JAVA=$JAVA
-export FERRY_PEERS_STARTED="${peers[*]}"
+export FERRY_PEERS_STARTED="${running[*]}"
 case ":\$PATH:" in
   *":$PEERS/bin:"*) ;;
   *) export PATH="$PEERS/bin:\$PATH" ;;

@@ -1,0 +1,1 @@
+//! MSK data sources (not written yet).
