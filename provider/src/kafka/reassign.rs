@@ -303,3 +303,42 @@ fn report(diags: &mut Diagnostics, summary: &str, e: &AdminError) {
         last.path = Some(AttributePath::root("replication_factor"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tfplugin::diagnostics::Severity;
+
+    fn moving(replicas: &[i32], adding: &[i32], removing: &[i32]) -> OngoingReassignment {
+        OngoingReassignment {
+            topic: "t".into(),
+            partition: 0,
+            replicas: replicas.to_vec(),
+            adding: adding.to_vec(),
+            removing: removing.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_move_to_the_same_factor_is_waited_for_and_another_is_refused() {
+        let mut d = Diagnostics::default();
+        check_in_progress(&[], 3, &mut d);
+        assert!(d.0.is_empty());
+
+        check_in_progress(&[moving(&[1, 2, 3], &[2, 3], &[])], 3, &mut d);
+        assert_eq!(d.0.len(), 1);
+        assert_eq!(d.0[0].severity, Severity::Warning);
+
+        let mut d = Diagnostics::default();
+        check_in_progress(&[moving(&[1, 2, 3], &[3], &[1])], 3, &mut d);
+        assert!(d.has_errors(), "target [2, 3] is not replication factor 3");
+        assert!(d.0[0].detail.contains("t-0"), "{}", d.0[0].detail);
+    }
+
+    #[test]
+    fn throttle_keys_are_recognised() {
+        assert!(is_throttle_key("leader.replication.throttled.replicas"));
+        assert!(is_throttle_key("follower.replication.throttled.replicas"));
+        assert!(!is_throttle_key("retention.ms"));
+    }
+}
