@@ -110,6 +110,10 @@ impl tfplugin::Provider for FerryProvider {
         vec![
             Arc::new(crate::kafka::topic_data_source::TopicDataSource),
             Arc::new(crate::kafka::topics_data_source::TopicsDataSource),
+            Arc::new(crate::msk::data_sources::ClusterDataSource),
+            Arc::new(crate::msk::data_sources::BootstrapBrokersDataSource),
+            Arc::new(crate::msk::data_sources::ConfigurationDataSource),
+            Arc::new(crate::msk::data_sources::KafkaVersionDataSource),
         ]
     }
 }
