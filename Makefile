@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PEERS := tests/peers
 PY := $(CURDIR)/.peers/venv/bin/python
 
-.PHONY: demo test install-peers peers stop-peers build lint unit e2e bench-mirror docs docs-check
+.PHONY: demo test install-peers peers stop-peers build lint unit e2e bench-mirror bench-plan docs docs-check
 
 ## Installs Kafka jars, Terraform 1.0.3, OpenTofu, moto and Python test tools into .peers/.
 install-peers:
@@ -51,6 +51,10 @@ test: install-peers
 ## The local demo: peers, provider build, `terraform apply` of examples/topics, the result.
 demo: install-peers build
 	tests/demo.sh
+
+## No-op plans of 1,000+ ferry_topics: wall time, admin requests, provider memory (prints figures).
+bench-plan: install-peers build
+	trap '$(CURDIR)/$(PEERS)/stop.sh a' EXIT; $(PEERS)/start.sh a && source .peers/env && $(PY) tests/bench/plan_bench.py
 
 ## ferry-mirror vs MirrorMaker 2 vs the brokers' ceiling (prints figures; FERRY_BENCH_GB=2).
 bench-mirror: install-peers

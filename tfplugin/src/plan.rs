@@ -53,6 +53,13 @@ pub fn plan_attributes(
     planned: &mut Value,
 ) -> Vec<AttributePath> {
     apply_defaults(block, config, planned);
+    // A block cannot be computed, so a block the configuration leaves out is planned absent.
+    // (Terraform 1.0 proposes the prior block when one is removed, then rejects that plan.)
+    for nested in block.blocks.iter().filter(|b| b.nesting == Nesting::Single) {
+        if config.get(&nested.name).is_null() && !planned.get(&nested.name).is_null() {
+            planned.set(&nested.name, Value::Null);
+        }
+    }
     if prior.is_null() {
         mark_computed_unknown(block, config, planned);
         return Vec::new();
@@ -228,6 +235,18 @@ mod tests {
         planned.set("size", Value::int(6));
         let replace = plan_attributes(&block(), &prior, &config, &mut planned);
         assert_eq!(replace, vec![AttributePath::root("name")]);
+    }
+
+    #[test]
+    fn a_removed_single_block_is_planned_absent() {
+        let prior = obj(&[
+            ("name", Value::string("a")),
+            ("inner", obj(&[("x", Value::string("a"))])),
+        ]);
+        let config = obj(&[("name", Value::string("a"))]);
+        let mut planned = prior.clone();
+        plan_attributes(&block(), &prior, &config, &mut planned);
+        assert!(planned.get("inner").is_null());
     }
 
     #[test]

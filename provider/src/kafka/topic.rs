@@ -160,11 +160,6 @@ impl Resource<FerryData> for TopicResource {
 
     async fn plan(&self, ctx: &Ctx, plan: &mut Plan<TopicModel>, diags: &mut Diagnostics) {
         plan.planned.id = plan.planned.name.clone();
-        // Terraform 1.0 proposes the prior block when a single nested block is removed from
-        // the configuration, then refuses that plan; the configuration decides.
-        if plan.config.reassignment.is_null() {
-            plan.planned.reassignment = Tf::Null;
-        }
         if plan.replaces() {
             // A rename replaces the topic: Terraform plans the new one as a create next, and
             // that plan gets the create checks. Update rules (no shrinking) do not apply.
