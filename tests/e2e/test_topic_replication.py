@@ -2,6 +2,8 @@
 the topic so replicas really copy: assignment and ISR read back with an independent admin
 client, throttles gone afterwards, every leader its preferred replica."""
 
+import time
+
 from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource, ConfigSource
 
@@ -117,7 +119,11 @@ def test_a_throttle_left_behind_is_planned_away_and_removed(cli, kafka_c):
         ],
     )
     kafka_c.admin.incremental_alter_configs([res])[res].result(timeout=15)
-    assert broker_throttles(kafka_c) != {}
+    # Dynamic broker configs reach the brokers through the metadata log: wait until they show.
+    deadline = time.monotonic() + 60
+    while broker_throttles(kafka_c) == {} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert broker_throttles(kafka_c) != {}, "the broker throttle never became visible"
 
     plan = cli.plan()
     assert plan.returncode == 2, plan.output
