@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_kafka::{Admin, ConnectionConfig};
-use ferry_mirror_api::{EndOffset, GroupResult, Mode, RunState, RunStatus, Spec, VerifyRow, now_ms};
+use ferry_mirror_api::{
+    EndOffset, GroupResult, Mode, RunState, RunStatus, Spec, VerifyRow, now_ms,
+};
 use tfplugin::timeouts::{Operation, Timeouts};
 use tfplugin::{AttributePath, Diagnostics, Plan, Resource, Schema, StateUpgrader, Tf};
 
