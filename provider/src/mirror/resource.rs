@@ -76,12 +76,9 @@ impl Resource<FerryData> for MirrorResource {
             plan.planned.run_id = Tf::Known(id);
         }
         plan.planned.id = plan.planned.run_id.clone();
-        let Some(prior) = &plan.prior else { return };
-        // Workers that died before finishing are drift: plan an update that restarts them.
-        let wanted = plan.planned.workers.or(1);
-        let running = prior.workers_running.or(0);
-        let finished = prior.run_state() == Some(RunState::Complete);
-        if !finished && running < wanted {
+        if let Some(prior) = &plan.prior
+            && workers_missing(prior, &plan.planned)
+        {
             mark_status_unknown(&mut plan.planned);
         }
     }
@@ -203,6 +200,15 @@ impl Resource<FerryData> for MirrorResource {
     async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<MirrorModel> {
         import_from_run_dir(Path::new(DEFAULT_STATE_DIR), id, diags)
     }
+}
+
+/// The drift rule: workers that died before the run finished are planned back (an update that
+/// restarts them), which shows as "known after apply" status.
+fn workers_missing(prior: &MirrorModel, planned: &MirrorModel) -> bool {
+    let wanted = planned.workers.or(1);
+    let running = prior.workers_running.or(0);
+    let finished = prior.run_state() == Some(RunState::Complete);
+    !finished && running < wanted
 }
 
 /// Status attributes become "known after apply".
@@ -601,6 +607,36 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_workers_of_an_unfinished_run_are_drift() {
+        let prior = MirrorModel {
+            workers: Tf::Known(2),
+            workers_running: Tf::Known(1),
+            state: "copying".into(),
+            ..MirrorModel::default()
+        };
+        assert!(workers_missing(&prior, &prior));
+        let all_up = MirrorModel {
+            workers_running: Tf::Known(2),
+            ..prior.clone()
+        };
+        assert!(!workers_missing(&all_up, &all_up));
+        let finished = MirrorModel {
+            state: "complete".into(),
+            workers_running: Tf::Known(0),
+            ..prior.clone()
+        };
+        assert!(
+            !workers_missing(&finished, &finished),
+            "a finished run's workers exit"
+        );
+        let scaled_up = MirrorModel {
+            workers: Tf::Known(3),
+            ..all_up.clone()
+        };
+        assert!(workers_missing(&all_up, &scaled_up));
+    }
 
     #[test]
     fn import_rebuilds_the_blocks_from_the_run_directory() {
