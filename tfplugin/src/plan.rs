@@ -85,13 +85,21 @@ pub fn plan_attributes(
     replacement_paths(block, prior, planned)
 }
 
-/// Attributes the configuration leaves out get their schema default.
+/// Attributes the configuration leaves out get their schema default, inside present single
+/// blocks too.
 fn apply_defaults(block: &Block, config: &Value, planned: &mut Value) {
     for attr in &block.attributes {
         if let Some(default) = &attr.default
             && config.get(&attr.name).is_null()
         {
             planned.set(&attr.name, default.clone());
+        }
+    }
+    for nested in block.blocks.iter().filter(|b| b.nesting == Nesting::Single) {
+        let mut inner = planned.get(&nested.name).clone();
+        if matches!(inner, Value::Object(_)) {
+            apply_defaults(&nested.block, config.get(&nested.name), &mut inner);
+            planned.set(&nested.name, inner);
         }
     }
 }
@@ -134,9 +142,20 @@ pub fn replacement_paths(block: &Block, prior: &Value, planned: &Value) -> Vec<A
             paths.push(AttributePath::root(&attr.name));
         }
     }
-    for nested in block.blocks.iter().filter(|b| b.requires_replace) {
-        if prior.get(&nested.name) != planned.get(&nested.name) {
+    for nested in &block.blocks {
+        let (before, after) = (prior.get(&nested.name), planned.get(&nested.name));
+        if nested.requires_replace && before != after {
             paths.push(AttributePath::root(&nested.name));
+        } else if nested.nesting == Nesting::Single
+            && matches!(before, Value::Object(_))
+            && matches!(after, Value::Object(_))
+        {
+            // Plan modifiers of attributes inside a present block apply at their own path.
+            for inner in replacement_paths(&nested.block, before, after) {
+                let mut p = AttributePath::root(&nested.name);
+                p.0.extend(inner.0);
+                paths.push(p);
+            }
         }
     }
     paths
@@ -235,6 +254,35 @@ mod tests {
         planned.set("size", Value::int(6));
         let replace = plan_attributes(&block(), &prior, &config, &mut planned);
         assert_eq!(replace, vec![AttributePath::root("name")]);
+    }
+
+    #[test]
+    fn rules_inside_nested_blocks_apply_at_their_path() {
+        let nested = Block::new("").block(NestedBlock::single(
+            "storage",
+            Block::new("")
+                .attribute(
+                    Attribute::optional("size", Type::Number)
+                        .requires_replace_if("Shrinking replaces it.", |before, after| {
+                            after.as_i64() < before.as_i64()
+                        }),
+                )
+                .attribute(Attribute::optional("mode", Type::String).default(Value::string("gp3"))),
+        ));
+        let storage = |size: i64| {
+            obj(&[(
+                "storage",
+                obj(&[("size", Value::int(size)), ("mode", Value::Null)]),
+            )])
+        };
+        let config = storage(5);
+        let mut planned = storage(5);
+        plan_attributes(&nested, &Value::Null, &config, &mut planned);
+        assert_eq!(planned.get("storage").get("mode"), &Value::string("gp3"));
+        let prior = planned.clone();
+        let mut smaller = storage(4);
+        let replace = plan_attributes(&nested, &prior, &storage(4), &mut smaller);
+        assert_eq!(replace[0].to_string(), "storage.size");
     }
 
     #[test]

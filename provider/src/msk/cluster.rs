@@ -10,7 +10,7 @@ use aws_sdk_kafka::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kafka::types::{BrokerEbsVolumeInfo, ClusterInfo, ClusterState};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use tfplugin::timeouts::{Operation, Timeouts};
-use tfplugin::{AttributePath, Ctx, Diagnostics, Model, Plan, Resource, Schema};
+use tfplugin::{AttributePath, Ctx, Diagnostics, Plan, Resource, Schema};
 
 use super::client::{Call, Msk, wait_cluster_active, wait_cluster_gone, wait_operation};
 use super::cluster_model::{self as m, ClusterModel};
@@ -125,19 +125,15 @@ pub fn validate(config: &ClusterModel, diags: &mut Diagnostics) {
     }
 }
 
-/// Replacements the schema cannot express at the top level: rules inside nested blocks, and
-/// removing the configuration (MSK cannot detach one).
+/// Removing the configuration replaces the cluster: MSK cannot detach one.
 pub fn plan_replacements(plan: &mut Plan<ClusterModel>) {
     let Some(prior) = &plan.prior else { return };
-    let block = m::schema().block;
-    let mut extra = super::nested_replacements(&block, &prior.to_value(), &plan.planned.to_value());
-    if prior.configuration_info.known().is_some() && plan.planned.configuration_info.is_null() {
-        extra.push(AttributePath::root("configuration_info"));
-    }
-    for p in extra {
-        if !plan.requires_replace.contains(&p) {
-            plan.requires_replace.push(p);
-        }
+    let detached = AttributePath::root("configuration_info");
+    if prior.configuration_info.known().is_some()
+        && plan.planned.configuration_info.is_null()
+        && !plan.requires_replace.contains(&detached)
+    {
+        plan.requires_replace.push(detached);
     }
 }
 

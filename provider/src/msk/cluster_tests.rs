@@ -573,12 +573,18 @@ fn shrinking_storage_and_detaching_the_configuration_replace_the_cluster() {
         }
         m
     };
+    // The schema's rules (as the adapter applies them), then the resource's own.
     let plan = |prior: ClusterModel, planned: ClusterModel| {
+        let schema_rules = tfplugin::plan::replacement_paths(
+            &crate::msk::cluster_model::schema().block,
+            &tfplugin::Model::to_value(&prior),
+            &tfplugin::Model::to_value(&planned),
+        );
         let mut p = Plan {
             prior: Some(prior),
             config: planned.clone(),
             planned,
-            requires_replace: Vec::new(),
+            requires_replace: schema_rules,
         };
         plan_replacements(&mut p);
         p.requires_replace
