@@ -10,6 +10,7 @@ use tfplugin::{AnyDataSource, AnyResource, AttributePath, Diagnostics, Model, Sc
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::kafka::connection::{self, ConnectionModel, Origin, Resolved, SaslModel, TlsModel};
+use crate::kafka::reads::TopicReads;
 use crate::msk::client::{self as aws, AwsModel, Msk};
 
 pub struct FerryProvider;
@@ -47,6 +48,8 @@ pub struct FerryData {
     /// Built on first use, so a configuration without MSK objects never looks for AWS
     /// credentials or a region.
     msk: OnceCell<Msk>,
+    /// Per-cluster topic snapshots, so a plan's reads cost round trips per batch, not per topic.
+    topic_reads: TopicReads,
 }
 
 pub type Ctx = tfplugin::Ctx<FerryData>;
@@ -94,6 +97,7 @@ impl tfplugin::Provider for FerryProvider {
             admins: Mutex::new(HashMap::new()),
             aws: config.aws,
             msk: OnceCell::new(),
+            topic_reads: TopicReads::default(),
         })
     }
 
@@ -119,6 +123,10 @@ impl tfplugin::Provider for FerryProvider {
 }
 
 impl FerryData {
+    pub fn topic_reads(&self) -> &TopicReads {
+        &self.topic_reads
+    }
+
     /// The MSK client, built from the provider's `aws` block on first use.
     pub async fn msk(&self) -> Msk {
         self.msk
@@ -199,6 +207,7 @@ impl FerryData {
             admins: Mutex::new(HashMap::new()),
             aws: Tf::Null,
             msk: OnceCell::new(),
+            topic_reads: TopicReads::default(),
         }
     }
 }

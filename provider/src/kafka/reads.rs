@@ -47,14 +47,6 @@ struct ClusterReads {
     changed: std::sync::Mutex<HashSet<String>>,
 }
 
-/// The provider process's snapshots. One provider process serves one configured provider, and
-/// snapshots are keyed by connection, so one set per process is exact; it lives here rather
-/// than in `FerryData` only to keep provider.rs free of Kafka read details.
-pub fn topic_reads() -> &'static TopicReads {
-    static READS: std::sync::OnceLock<TopicReads> = std::sync::OnceLock::new();
-    READS.get_or_init(TopicReads::default)
-}
-
 /// Per-cluster snapshots, shared by every topic read of the provider process.
 #[derive(Default)]
 pub struct TopicReads {

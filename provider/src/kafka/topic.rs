@@ -12,7 +12,6 @@ use tfplugin::{
 };
 
 use super::connection::{ConnectionModel, Resolved, cluster_block};
-use super::reads::topic_reads;
 use super::reassign::{self, DEFAULT_THROTTLE, is_throttle_key};
 use super::topic_rules::{self, report_topic_error};
 use crate::provider::{Ctx, FerryData, missing_connection};
@@ -193,7 +192,7 @@ impl Resource<FerryData> for TopicResource {
             );
             return None;
         };
-        topic_reads().changed(&conn, &topic.name);
+        ctx.data().topic_reads().changed(&conn, &topic.name);
         if let Err(e) = admin.create_topic(&topic, false).await {
             report_topic_error(diags, "Could not create topic", &topic.name, &e);
             return None;
@@ -241,8 +240,8 @@ impl Resource<FerryData> for TopicResource {
             );
             return Some(state);
         };
-        let read = topic_reads().read(&admin, &conn, &name).await;
-        topic_reads().log_requests(&admin);
+        let read = ctx.data().topic_reads().read(&admin, &conn, &name).await;
+        ctx.data().topic_reads().log_requests(&admin);
         let read = match read {
             Ok(Some(t)) => t,
             Ok(None) => return None,
@@ -319,7 +318,7 @@ impl Resource<FerryData> for TopicResource {
             return prior;
         };
         let name = planned.name();
-        topic_reads().changed(&conn, &name);
+        ctx.data().topic_reads().changed(&conn, &name);
         let within = Timeouts::get(&planned.timeouts, Operation::Update, DEFAULT_TIMEOUT);
         let mut state = prior.clone();
 
@@ -385,7 +384,7 @@ impl Resource<FerryData> for TopicResource {
             return;
         };
         let name = prior.name();
-        topic_reads().changed(&conn, &name);
+        ctx.data().topic_reads().changed(&conn, &name);
         match admin.delete_topic(&name).await {
             Ok(()) => {}
             Err(e) if e.code() == Some(KafkaErrorCode::UnknownTopicOrPartition) => return,
