@@ -5,6 +5,7 @@
 //! in [`connection`], for the admin client, the runtime's consumers and its transactional
 //! producers alike. docs/design/kafka-client.md explains the choice.
 
+pub mod acl;
 pub mod admin;
 pub mod assignment;
 pub mod cluster;
@@ -14,6 +15,7 @@ mod protocol;
 pub mod records;
 pub mod transactions;
 
+pub use acl::{AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType};
 pub use admin::{Admin, AdminError, NewTopic, TopicDescription};
 pub use assignment::{Broker, CurrentPartition, change_replication_factor};
 pub use cluster::{OngoingReassignment, PartitionLayout, TopicLayout};

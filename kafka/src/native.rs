@@ -96,6 +96,8 @@ native_drop! {
     rd::rd_kafka_ElectLeaders_t => rd::rd_kafka_ElectLeaders_destroy,
 }
 
+pub(crate) mod acl;
+
 /// The one owner of a librdkafka object: non-null, freed exactly once when dropped. Not `Send`:
 /// objects stay on the blocking thread that made them.
 pub(crate) struct Native<T: NativeDrop> {

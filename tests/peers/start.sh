@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start the test peers on 127.0.0.1 (installed by tests/peers/install.sh).
-#   tests/peers/start.sh             start all: a b c moto ministack
+#   tests/peers/start.sh             start all: a b c s moto ministack
 #   tests/peers/start.sh a moto      start only these (peers not named keep running)
 # Peers (see tests/peers/README.md):
 #   a     Kafka 4.3.1 KRaft, one combined broker+controller node:
@@ -8,6 +8,11 @@
 #   b     same single-node shape, PLAINTEXT 29092, controller 29093
 #   c     three combined nodes (controller quorum of 3): 39092, 39192, 39292
 #         (controllers 39093, 39193, 39293)
+#   s     one secured KRaft node with an authorizer (StandardAuthorizer; super users
+#         ANONYMOUS, ferry-admin, CN=ferry-client): SASL_SSL 49092 (SCRAM-SHA-512,
+#         user ferry-admin), SSL 49094 (mutual TLS required), PLAINTEXT 49095 (internal),
+#         SSL 49096 (expired server certificate), SSL 49097 (certificate for another
+#         host name), controller 49093; TLS material from tests/peers/tls.sh in .peers/run/tls
 #   moto  moto server (AWS mock) on 5055
 #   ministack  ministack (MSK v1 API emulator) on 4566; GetBootstrapBrokers answers
 #         with cluster B's address (127.0.0.1:29092), so an "MSK cluster" is really B
@@ -40,16 +45,17 @@ die() {
 }
 
 # ------------------------------------------------------------------ arguments
-want_a=0 want_b=0 want_c=0 want_moto=0 want_ministack=0
-(($# == 0)) && set -- a b c moto ministack
+want_a=0 want_b=0 want_c=0 want_s=0 want_moto=0 want_ministack=0
+(($# == 0)) && set -- a b c s moto ministack
 for p in "$@"; do
   case "$p" in
     a) want_a=1 ;;
     b) want_b=1 ;;
     c) want_c=1 ;;
+    s) want_s=1 ;;
     moto) want_moto=1 ;;
     ministack) want_ministack=1 ;;
-    *) die "unknown peer '$p' (choose from: a b c moto ministack)" ;;
+    *) die "unknown peer '$p' (choose from: a b c s moto ministack)" ;;
   esac
 done
 
@@ -75,6 +81,8 @@ if ((want_c)); then
   NODE[c3]="c 3 39292 39293"
   nodes+=(c1 c2 c3)
 fi
+# s: the node's "broker port" is its internal PLAINTEXT listener; its client listeners are below.
+((want_s)) && NODE[s]="s 1 49095 49093" && nodes+=(s)
 peers=("${nodes[@]}")
 ((want_moto)) && peers+=(moto)
 ((want_ministack)) && peers+=(ministack)
@@ -88,6 +96,7 @@ ports_of() {
     moto) echo "$MOTO_PORT" ;;
     ministack) echo "$MINISTACK_PORT" ;;
     a) echo "19092 19093 19094" ;;
+    s) echo "49092 49093 49094 49095 49096 49097" ;;
     *)
       local f
       read -r -a f <<<"${NODE[$1]}"
@@ -128,12 +137,14 @@ declare -A CLUSTER_ID=()
 ((want_a)) && CLUSTER_ID[a]="$(new_cluster_id)"
 ((want_b)) && CLUSTER_ID[b]="$(new_cluster_id)"
 ((want_c)) && CLUSTER_ID[c]="$(new_cluster_id)"
+((want_s)) && CLUSTER_ID[s]="$(new_cluster_id)"
 
 voters_of() {
   case "$1" in
     a) echo "1@$HOST:19093" ;;
     b) echo "1@$HOST:29093" ;;
     c) echo "1@$HOST:39093,2@$HOST:39193,3@$HOST:39293" ;;
+    s) echo "1@$HOST:49093" ;;
   esac
 }
 
@@ -178,6 +189,26 @@ write_config() {
       echo 'listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_ferry="ferry-secret";'
       echo 'listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;'
       echo 'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;'
+    elif [[ "$node" == s ]]; then
+      # Secured: TLS everywhere clients go, SCRAM-SHA-512 on SASL_SSL, and an authorizer.
+      # PLAINTEXT (internal) carries broker traffic; its ANONYMOUS principal is a super user.
+      local tls="$RUN/tls"
+      echo "listeners=SASL_SSL://$HOST:49092,SSL://$HOST:49094,PLAINTEXT://$HOST:$bport,EXPIRED://$HOST:49096,MISMATCH://$HOST:49097,CONTROLLER://$HOST:$cport"
+      echo "advertised.listeners=SASL_SSL://$HOST:49092,SSL://$HOST:49094,PLAINTEXT://$HOST:$bport,EXPIRED://$HOST:49096,MISMATCH://$HOST:49097"
+      echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,EXPIRED:SSL,MISMATCH:SSL"
+      echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+      echo "super.users=User:ANONYMOUS;User:ferry-admin;User:CN=ferry-client"
+      echo "ssl.keystore.type=PEM"
+      echo "ssl.keystore.location=$tls/server.pem"
+      echo "ssl.truststore.type=PEM"
+      echo "ssl.truststore.location=$tls/ca.pem"
+      echo "listener.name.ssl.ssl.client.auth=required"
+      echo "listener.name.expired.ssl.keystore.type=PEM"
+      echo "listener.name.expired.ssl.keystore.location=$tls/server-expired.pem"
+      echo "listener.name.mismatch.ssl.keystore.type=PEM"
+      echo "listener.name.mismatch.ssl.keystore.location=$tls/server-mismatch.pem"
+      echo "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512"
+      echo 'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;'
     else
       echo "listeners=PLAINTEXT://$HOST:$bport,CONTROLLER://$HOST:$cport"
       echo "advertised.listeners=PLAINTEXT://$HOST:$bport"
@@ -206,6 +237,11 @@ done
 ((want_moto)) && rm -f "$RUN/moto.log"
 ((want_ministack)) && rm -f "$RUN/ministack.log"
 
+# A fresh CA and certificates for s on every start (the broker reads them at start-up).
+if ((want_s)); then
+  "$HERE/tls.sh" "$RUN/tls" || die "generating TLS material for s failed"
+fi
+
 # ------------------------------------------------------------------ format
 format_node() {
   local node="$1" cluster
@@ -214,6 +250,8 @@ format_node() {
   if [[ "$node" == a ]]; then
     extra=(--add-scram 'SCRAM-SHA-256=[name=ferry-scram,password=ferry-scram-secret]'
       --add-scram 'SCRAM-SHA-512=[name=ferry-scram,password=ferry-scram-secret]')
+  elif [[ "$node" == s ]]; then
+    extra=(--add-scram 'SCRAM-SHA-512=[name=ferry-admin,password=ferry-admin-secret]')
   fi
   "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -Xshare:auto \
     -Dlog4j2.configurationFile="$HERE/log4j2.properties" -cp "$CP" \
@@ -278,6 +316,8 @@ a-scram $RUN/a.pid kafka $HOST:19094 1 SCRAM-SHA-512 ferry-scram ferry-scram-sec
 c2 $RUN/c2.pid kafka $HOST:39192 3
 c3 $RUN/c3.pid kafka $HOST:39292 3
 "
+((want_s)) && checks+="s $RUN/s.pid kafka $HOST:49095 1
+"
 ((want_moto)) && checks+="moto $RUN/moto.pid http http://$HOST:$MOTO_PORT/moto-api/
 "
 ((want_ministack)) && checks+="ministack $RUN/ministack.pid http http://$HOST:$MINISTACK_PORT/v1/clusters
@@ -298,7 +338,7 @@ fi
 # ------------------------------------------------------------------ env file
 # Every peer running now, including those a previous start (of another subset) left running.
 running=()
-for p in a b c1 c2 c3 moto ministack; do [[ -s "$RUN/$p.pid" ]] && running+=("$p"); done
+for p in a b c1 c2 c3 s moto ministack; do [[ -s "$RUN/$p.pid" ]] && running+=("$p"); done
 env_tmp="$PEERS/env.tmp"
 cat >"$env_tmp" <<EOF
 # Written by tests/peers/start.sh (peers running: ${running[*]}). Source it.
@@ -310,6 +350,14 @@ export FERRY_KAFKA_A_SCRAM_USER=ferry-scram
 export FERRY_KAFKA_A_SCRAM_PASSWORD=ferry-scram-secret
 export FERRY_KAFKA_B=$HOST:29092
 export FERRY_KAFKA_C=$HOST:39092,$HOST:39192,$HOST:39292
+export FERRY_KAFKA_S_SASL_SSL=$HOST:49092
+export FERRY_KAFKA_S_MTLS=$HOST:49094
+export FERRY_KAFKA_S_PLAIN=$HOST:49095
+export FERRY_KAFKA_S_EXPIRED=$HOST:49096
+export FERRY_KAFKA_S_MISMATCH=$HOST:49097
+export FERRY_KAFKA_S_USER=ferry-admin
+export FERRY_KAFKA_S_PASSWORD=ferry-admin-secret
+export FERRY_KAFKA_S_TLS_DIR=$RUN/tls
 export FERRY_MOTO_ENDPOINT=http://$HOST:$MOTO_PORT
 export FERRY_MINISTACK_ENDPOINT=http://$HOST:$MINISTACK_PORT
 export FERRY_MINISTACK_BOOTSTRAP=$MINISTACK_BOOTSTRAP
