@@ -15,7 +15,9 @@ mod protocol;
 pub mod records;
 pub mod transactions;
 
-pub use acl::{AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType};
+pub use acl::{
+    AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
+};
 pub use admin::{Admin, AdminError, NewTopic, TopicDescription};
 pub use assignment::{Broker, CurrentPartition, change_replication_factor};
 pub use cluster::{OngoingReassignment, PartitionLayout, TopicLayout};
