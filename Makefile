@@ -10,7 +10,7 @@ PY := $(CURDIR)/.peers/venv/bin/python
 install-peers:
 	$(PEERS)/install.sh
 
-## Starts every peer (Kafka A, B, the three-broker C, moto) on loopback; writes .peers/env.
+## Starts every peer (Kafka A, B, the three-broker C, moto, ministack) on loopback; writes .peers/env.
 peers: install-peers
 	$(PEERS)/start.sh
 
