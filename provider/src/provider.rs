@@ -104,6 +104,7 @@ impl tfplugin::Provider for FerryProvider {
     fn resources(&self) -> Vec<Arc<dyn AnyResource<FerryData>>> {
         vec![
             Arc::new(crate::kafka::topic::TopicResource),
+            Arc::new(crate::kafka::acl::AclResource),
             Arc::new(crate::mirror::resource::MirrorResource),
             Arc::new(crate::msk::cluster::ClusterResource),
             Arc::new(crate::msk::configuration::ConfigurationResource),
@@ -114,6 +115,7 @@ impl tfplugin::Provider for FerryProvider {
         vec![
             Arc::new(crate::kafka::topic_data_source::TopicDataSource),
             Arc::new(crate::kafka::topics_data_source::TopicsDataSource),
+            Arc::new(crate::kafka::acls_data_source::AclsDataSource),
             Arc::new(crate::msk::data_sources::ClusterDataSource),
             Arc::new(crate::msk::data_sources::BootstrapBrokersDataSource),
             Arc::new(crate::msk::data_sources::ConfigurationDataSource),

@@ -1,5 +1,7 @@
 //! Kafka itself: connections, the topic resource and data sources, and the rules they share.
 
+pub mod acl;
+pub mod acls_data_source;
 pub mod connection;
 pub mod reads;
 pub mod reassign;
