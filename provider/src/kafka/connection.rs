@@ -288,6 +288,12 @@ pub fn parse(
 }
 
 fn check_host_port(s: &str) -> Result<(), &'static str> {
+    if s.contains("://") {
+        return Err("has a URL scheme; Kafka bootstrap servers are not URLs");
+    }
+    if s.chars().any(char::is_whitespace) {
+        return Err("contains whitespace");
+    }
     let (host, port) = s.rsplit_once(':').ok_or("has no port")?;
     if host.is_empty() {
         return Err("has no host");
@@ -408,6 +414,41 @@ mod tests {
         assert!(!d.has_errors());
         assert_eq!(c.timeout, Duration::from_secs(5));
         assert_eq!(c.sasl.unwrap().mechanism, SaslMechanism::ScramSha512);
+    }
+
+    #[test]
+    fn urls_are_not_bootstrap_servers() {
+        for bad in ["http://b-1.example:9092", "SASL_SSL://b:9096", " b:9092"] {
+            let mut d = Diagnostics::default();
+            let block = obj(&[("bootstrap_servers", servers(&[bad]))]);
+            parse(
+                &block,
+                Origin::ClusterBlock,
+                &AttributePath::root("cluster"),
+                &mut d,
+            );
+            assert_eq!(d.0.len(), 1, "{bad}: {d:?}");
+            assert!(d.0[0].detail.contains("host:port"), "{bad}: {d:?}");
+        }
+        assert!(check_host_port("b-1.example:9092").is_ok());
+        assert!(
+            check_host_port("http://b:9092")
+                .unwrap_err()
+                .contains("URL scheme")
+        );
+    }
+
+    #[test]
+    fn msk_iam_is_one_clear_error() {
+        let mut d = Diagnostics::default();
+        let block = obj(&[
+            ("bootstrap_servers", servers(&["b-1.example:9098"])),
+            ("sasl", obj(&[("mechanism", Value::string("AWS_MSK_IAM"))])),
+        ]);
+        parse(&block, Origin::Provider, &AttributePath::default(), &mut d);
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert!(d.0[0].detail.contains("MSK IAM"), "{d:?}");
+        assert_eq!(d.0[0].path.clone().unwrap().to_string(), "sasl.mechanism");
     }
 
     #[test]
