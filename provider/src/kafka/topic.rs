@@ -401,19 +401,64 @@ impl Resource<FerryData> for TopicResource {
     }
 
     async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<TopicModel> {
-        if let Err(why) = topic_rules::check_name(id) {
-            diags.error(
-                "Invalid import id",
-                format!("Import a topic by its name; {id:?}: {why}."),
-            );
-            return None;
+        match parse_import_id(id) {
+            Ok((servers, name)) => Some(TopicModel {
+                id: name.as_str().into(),
+                name: name.as_str().into(),
+                cluster: match servers {
+                    Some(list) => Tf::Known(ConnectionModel {
+                        bootstrap_servers: Tf::Known(list),
+                        ..ConnectionModel::default()
+                    }),
+                    None => Tf::Null,
+                },
+                ..TopicModel::default()
+            }),
+            Err(why) => {
+                diags.error("Invalid import id", why);
+                None
+            }
         }
-        Some(TopicModel {
-            id: id.into(),
-            name: id.into(),
-            ..TopicModel::default()
-        })
     }
+}
+
+/// An import id: `TOPIC` (the provider's default connection) or `BOOTSTRAP_SERVERS/TOPIC`,
+/// e.g. `b-1:9092,b-2:9092/orders`, whose servers become the imported `cluster` block. Topic
+/// names cannot contain `/`, so the last one separates the two.
+fn parse_import_id(id: &str) -> Result<(Option<Vec<String>>, String), String> {
+    let (servers, name) = match id.rsplit_once('/') {
+        Some((servers, name)) => (Some(servers), name),
+        None => (None, id),
+    };
+    if let Err(why) = topic_rules::check_name(name) {
+        return Err(format!(
+            "Import a topic as TOPIC or BOOTSTRAP_SERVERS/TOPIC (e.g. \"b-1:9092,b-2:9092/orders\"); \
+             topic {name:?} in {id:?}: {why}."
+        ));
+    }
+    let Some(servers) = servers else {
+        return Ok((None, name.to_string()));
+    };
+    let list: Vec<String> = servers.split(',').map(|s| s.trim().to_string()).collect();
+    let block = Tf::Known(ConnectionModel {
+        bootstrap_servers: Tf::Known(list.clone()),
+        ..ConnectionModel::default()
+    });
+    let mut checks = Diagnostics::default();
+    super::connection::parse(
+        &block,
+        super::connection::Origin::ClusterBlock,
+        &AttributePath::root("cluster"),
+        &mut checks,
+    );
+    if let Some(first) = checks.0.first() {
+        return Err(format!(
+            "Import a topic as TOPIC or BOOTSTRAP_SERVERS/TOPIC (e.g. \"b-1:9092,b-2:9092/orders\"), \
+             with the servers in the order the resource's cluster block lists them; in {id:?}: {}",
+            first.detail
+        ));
+    }
+    Ok((Some(list), name.to_string()))
 }
 
 /// Changes Kafka cannot make in place, as plan errors with what to do instead.
@@ -581,6 +626,34 @@ mod tests {
             BTreeMap::from([("b".into(), "20".into()), ("d".into(), "4".into())])
         );
         assert_eq!(reset, vec!["c".to_string()]);
+    }
+
+    #[test]
+    fn import_ids_name_a_topic_and_optionally_its_cluster() {
+        assert_eq!(parse_import_id("orders").unwrap(), (None, "orders".into()));
+        assert_eq!(
+            parse_import_id("b-1:9092, b-2:9092/orders.v1").unwrap(),
+            (
+                Some(vec!["b-1:9092".into(), "b-2:9092".into()]),
+                "orders.v1".into()
+            )
+        );
+        for bad in [
+            "",
+            "b-1:9092/",
+            "/orders",
+            "b-1/orders",
+            "http://b-1:9092/orders",
+            "a b",
+        ] {
+            let why = parse_import_id(bad).unwrap_err();
+            assert!(why.contains("BOOTSTRAP_SERVERS/TOPIC"), "{bad:?}: {why}");
+        }
+        assert!(
+            parse_import_id("b-1/orders")
+                .unwrap_err()
+                .contains("has no port")
+        );
     }
 
     #[test]
