@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
-use rdkafka::client::ClientContext;
+use rdkafka::client::{Client, ClientContext};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use thiserror::Error;
 
 use crate::connection::ConnectionConfig;
+use crate::native::connect::ConnectionEvent;
 use crate::native::{self, Handle, NativeError};
 
 #[derive(Debug, Error)]
@@ -24,6 +25,18 @@ pub enum AdminError {
     Unreachable {
         servers: String,
         timeout: Duration,
+        detail: String,
+    },
+    /// The cluster answered and refused us: bad credentials or a TLS handshake that failed.
+    /// Retrying cannot fix either, so this is reported as soon as it is seen, not after the
+    /// timeout.
+    #[error("{cause} with {servers}: {hint} (librdkafka: {detail})")]
+    Refused {
+        servers: String,
+        cause: Refusal,
+        /// What to check, in ferry's words (for a refused certificate, OpenSSL's reason).
+        hint: String,
+        /// librdkafka's own report.
         detail: String,
     },
     #[error("{operation}: {message} (Kafka error {code:?})")]
@@ -59,6 +72,25 @@ impl AdminError {
             code: e.code,
             message,
         }
+    }
+}
+
+/// Why a cluster refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// SASL: the broker refused the mechanism, user name or password.
+    Authentication,
+    /// TLS: the handshake failed (a certificate refused on either side, or no client
+    /// certificate where the listener requires one).
+    Tls,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::Authentication => "authentication failed",
+            Refusal::Tls => "TLS handshake failed",
+        })
     }
 }
 
@@ -154,8 +186,37 @@ impl Admin {
             timeout: config.timeout,
             requests: Arc::new(AtomicU64::new(0)),
         };
-        admin.broker_count().await?;
-        Ok(admin)
+        let started = Instant::now();
+        match admin.broker_count().await {
+            Ok(_) => Ok(admin),
+            Err(AdminError::Refused {
+                servers,
+                cause: Refusal::Tls,
+                hint,
+                detail,
+            }) if detail.contains("certificate verify failed") => {
+                // librdkafka says the same for every refused certificate; ask OpenSSL why, with
+                // one more handshake within what is left of the timeout.
+                let client_config = config.client_config();
+                let within = config
+                    .timeout
+                    .saturating_sub(started.elapsed())
+                    .min(Duration::from_secs(5));
+                let verdict = tokio::task::spawn_blocking(move || {
+                    native::connect::certificate_verdict(&client_config, within)
+                })
+                .await
+                .ok()
+                .flatten();
+                Err(AdminError::Refused {
+                    servers,
+                    cause: Refusal::Tls,
+                    hint: verdict.map_or(hint, |v| certificate_hint(&v)),
+                    detail,
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub fn timeout(&self) -> Duration {
@@ -193,33 +254,35 @@ impl Admin {
         let client = Arc::clone(&self.client);
         let timeout = self.timeout;
         let servers = self.servers.clone();
-        let (result, context_error) = tokio::task::spawn_blocking(move || {
-            let result = client.inner().fetch_metadata(None, timeout);
-            let drained = native::drain_connection_errors(Handle::of(client.inner()));
-            let reason = drained
-                .or_else(|| client.inner().context().last())
-                .map(|r| {
-                    if r.contains("SASL authentication error") {
-                        format!("authentication failed: {r}")
-                    } else {
-                        r
-                    }
-                });
-            (result, reason)
+        let fetched = tokio::task::spawn_blocking(move || {
+            let fetched = fetch_metadata(client.inner(), timeout);
+            match fetched {
+                Fetched::Failed(e, None) => Fetched::Failed(e, client.inner().context().last()),
+                other => other,
+            }
         })
         .await
         .map_err(|e| AdminError::Other {
             operation: "metadata",
             message: e.to_string(),
         })?;
-        result.map_err(|e| AdminError::Unreachable {
-            servers,
-            timeout,
-            detail: match context_error {
-                Some(reason) => format!("{} ({reason})", describe_kafka_error(&e)),
-                None => describe_kafka_error(&e),
-            },
-        })
+        match fetched {
+            Fetched::Answered(md) => Ok(md),
+            Fetched::Refused(cause, detail) => Err(AdminError::Refused {
+                servers,
+                cause,
+                hint: refusal_hint(cause, &detail),
+                detail,
+            }),
+            Fetched::Failed(e, reason) => Err(AdminError::Unreachable {
+                servers,
+                timeout,
+                detail: match reason {
+                    Some(reason) => format!("{} ({reason})", describe_kafka_error(&e)),
+                    None => describe_kafka_error(&e),
+                },
+            }),
+        }
     }
 
     pub async fn broker_count(&self) -> Result<usize, AdminError> {
@@ -408,6 +471,117 @@ impl Admin {
     }
 }
 
+/// How a metadata request ended.
+enum Fetched {
+    Answered(rdkafka::metadata::Metadata),
+    /// Refused by the cluster (credentials, TLS): final, reported at once.
+    Refused(Refusal, String),
+    /// No answer within the timeout, with the last connection error seen.
+    Failed(KafkaError, Option<String>),
+}
+
+/// Asks for metadata in growing slices of `timeout`, looking after each unanswered slice at
+/// the connection errors librdkafka queued: an authentication or TLS failure ends the wait at
+/// once (a broker refuses a wrong password in well under a second), anything else (a broker
+/// not up yet, a dropped connection) is waited out until the timeout.
+fn fetch_metadata(client: &Client<ErrorCapture>, timeout: Duration) -> Fetched {
+    let deadline = Instant::now() + timeout;
+    let mut slice = Duration::from_millis(200);
+    let mut seen = Vec::new();
+    loop {
+        let attempt = Instant::now();
+        let left = deadline.saturating_duration_since(attempt);
+        let result = client.fetch_metadata(None, slice.min(left).max(Duration::from_millis(1)));
+        seen.extend(native::connect::drain_events(Handle::of(client)));
+        let error = match result {
+            Ok(md) => return Fetched::Answered(md),
+            Err(e) => e,
+        };
+        if let Some((cause, detail)) = refusal_in(&seen) {
+            return Fetched::Refused(cause, detail);
+        }
+        if Instant::now() >= deadline {
+            return Fetched::Failed(error, last_reason(&seen));
+        }
+        if attempt.elapsed() < slice / 2 {
+            // An immediate failure: do not spin.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        slice = (slice * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The first refusal among connection events: a SASL authentication failure or a failed TLS
+/// handshake, with librdkafka's text.
+fn refusal_in(events: &[ConnectionEvent]) -> Option<(Refusal, String)> {
+    events.iter().find_map(|e| {
+        if e.code == Some(RDKafkaErrorCode::Authentication)
+            || e.text.contains("SASL authentication error")
+        {
+            Some((Refusal::Authentication, e.text.clone()))
+        } else if e.code == Some(RDKafkaErrorCode::SSL) || e.text.contains("SSL handshake failed") {
+            Some((Refusal::Tls, e.text.clone()))
+        } else {
+            None
+        }
+    })
+}
+
+/// The most specific connection error seen: "all brokers are down" only summarises earlier
+/// ones, so it is used only when there is nothing else.
+fn last_reason(events: &[ConnectionEvent]) -> Option<String> {
+    let specific = events
+        .iter()
+        .rev()
+        .find(|e| e.code != Some(RDKafkaErrorCode::AllBrokersDown));
+    specific.or(events.last()).map(|e| e.text.clone())
+}
+
+/// What to check after a refusal, from librdkafka's report.
+fn refusal_hint(cause: Refusal, detail: &str) -> String {
+    match cause {
+        Refusal::Authentication => "the broker refused the SASL credentials; check the \
+             mechanism, user name and password (the user must exist for that mechanism)"
+            .into(),
+        Refusal::Tls if detail.contains("certificate verify failed") => {
+            "the broker's certificate could not be verified; check that tls.ca_cert holds the \
+             CA that issued it, that it has not expired and that it names the address in \
+             bootstrap_servers"
+                .into()
+        }
+        Refusal::Tls if detail.contains("client SSL authentication might be required") => {
+            "the listener requires a client certificate; set tls.client_cert and tls.client_key"
+                .into()
+        }
+        Refusal::Tls => {
+            "check the TLS settings against the listener (is it a TLS listener?)".into()
+        }
+    }
+}
+
+/// What to check after OpenSSL refused the broker's certificate for `verdict` (its own words,
+/// e.g. "certificate has expired").
+fn certificate_hint(verdict: &str) -> String {
+    let v = verdict.to_ascii_lowercase();
+    let what = if v.contains("expired") {
+        "the broker's certificate has expired; renew it on the brokers"
+    } else if v.contains("not yet valid") {
+        "the broker's certificate is not valid yet; check the brokers' and this machine's clocks"
+    } else if v.contains("hostname mismatch")
+        || v.contains("ip address mismatch")
+        || v.contains("email address mismatch")
+    {
+        "the broker's certificate does not name the address in bootstrap_servers; connect by a \
+         name (or IP address) its subject alternative names list, or reissue it"
+    } else if v.contains("issuer") || v.contains("self-signed") || v.contains("self signed") {
+        "the broker's certificate was not issued by a CA this client trusts; set tls.ca_cert to \
+         the CA that issued it"
+    } else {
+        "the broker's certificate was refused"
+    };
+    format!("{what} (OpenSSL: {verdict})")
+}
+
 pub(crate) fn describe_kafka_error(e: &KafkaError) -> String {
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::Authentication) => {
@@ -415,5 +589,97 @@ pub(crate) fn describe_kafka_error(e: &KafkaError) -> String {
         }
         Some(code) => format!("{e} ({code:?})"),
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(code: Option<RDKafkaErrorCode>, text: &str) -> ConnectionEvent {
+        ConnectionEvent {
+            code,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_refused_password_or_handshake_is_final_and_a_transport_error_is_not() {
+        let transport = event(
+            Some(RDKafkaErrorCode::BrokerTransportFailure),
+            "Connect to ipv4#127.0.0.1:1 failed: Connection refused",
+        );
+        assert_eq!(refusal_in(std::slice::from_ref(&transport)), None);
+        let auth = "sasl_ssl://127.0.0.1:49092/bootstrap: SASL authentication error: \
+                    Authentication failed during authentication due to invalid credentials";
+        assert_eq!(
+            refusal_in(&[transport.clone(), event(None, auth)]),
+            Some((Refusal::Authentication, auth.into()))
+        );
+        assert_eq!(
+            refusal_in(&[event(Some(RDKafkaErrorCode::Authentication), "x")]).map(|r| r.0),
+            Some(Refusal::Authentication)
+        );
+        let tls = "ssl://127.0.0.1:49094/bootstrap: SSL handshake failed: error:0A000086:SSL \
+                   routines::certificate verify failed";
+        let (cause, detail) = refusal_in(&[event(Some(RDKafkaErrorCode::SSL), tls)]).unwrap();
+        assert_eq!(cause, Refusal::Tls);
+        assert!(refusal_hint(cause, &detail).contains("tls.ca_cert"));
+        assert!(refusal_hint(Refusal::Authentication, auth).contains("password"));
+    }
+
+    #[test]
+    fn the_last_specific_reason_wins_over_all_brokers_down() {
+        let events = [
+            event(Some(RDKafkaErrorCode::BrokerTransportFailure), "refused"),
+            event(
+                Some(RDKafkaErrorCode::AllBrokersDown),
+                "1/1 brokers are down",
+            ),
+        ];
+        assert_eq!(last_reason(&events).as_deref(), Some("refused"));
+        assert_eq!(
+            last_reason(&events[1..]).as_deref(),
+            Some("1/1 brokers are down")
+        );
+        assert_eq!(last_reason(&[]), None);
+    }
+
+    #[test]
+    fn openssls_verdicts_are_named() {
+        let cases = [
+            ("certificate has expired", "has expired"),
+            ("certificate is not yet valid", "not valid yet"),
+            ("hostname mismatch", "does not name the address"),
+            ("IP address mismatch", "does not name the address"),
+            (
+                "unable to get local issuer certificate",
+                "not issued by a CA",
+            ),
+            (
+                "self-signed certificate in certificate chain",
+                "not issued by a CA",
+            ),
+            ("certificate revoked", "was refused"),
+        ];
+        for (verdict, named) in cases {
+            let hint = certificate_hint(verdict);
+            assert!(hint.contains(named), "{verdict}: {hint}");
+            assert!(hint.contains(verdict), "{hint}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_reads_as_its_cause() {
+        let e = AdminError::Refused {
+            servers: "h:1".into(),
+            cause: Refusal::Authentication,
+            hint: "check the password".into(),
+            detail: "SASL authentication error".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "authentication failed with h:1: check the password (librdkafka: SASL authentication error)"
+        );
     }
 }

@@ -1,7 +1,12 @@
 """TLS and connection settings end to end through both CLIs, on peer s: a topic over mutual TLS,
-and connection mistakes reported by their cause (wrong CA, a URL as bootstrap server, MSK IAM).
-Expired and mismatched server certificates (s's listeners 49096 and 49097) are not told apart
-from a wrong CA yet: librdkafka reports all three as "certificate verify failed"."""
+and connection mistakes reported by their cause (wrong password, wrong CA, expired and
+mismatched server certificates, a URL as bootstrap server, MSK IAM).
+
+librdkafka reports every refused server certificate as "certificate verify failed"; ferry asks
+OpenSSL for its reason with one more handshake (a certificate-verification callback), so an
+expired certificate (listener 49096) and one for another host (49097) are named as such.
+A refusal (password, certificate) is final, so it is reported without waiting for `timeout`:
+the tests set a long timeout and check the CLI finished well before it."""
 
 import os
 
@@ -20,6 +25,11 @@ terraform {
 
 def tls_file(name):
     return os.path.join(peer("FERRY_KAFKA_S_TLS_DIR"), name)
+
+
+# Refusals are reported as soon as the broker refuses; a run that waited out this timeout
+# would fail the elapsed-time checks below by a wide margin.
+LONG_TIMEOUT_S = 120
 
 
 def config(servers, tls="", sasl="", timeout="5s"):
@@ -50,11 +60,56 @@ def test_topic_over_mutual_tls(cli):
     cli.destroy()
 
 
-def test_wrong_ca_is_named(cli):
-    cli.write("main.tf", config(peer("FERRY_KAFKA_S_MTLS"), tls_block("other-ca.pem", "client.pem", "client.key")))
+def refused(cli, servers, tls="", sasl=""):
+    """A plan that must fail at connection, well before the long timeout."""
+    cli.write("main.tf", config(servers, tls, sasl, timeout=f"{LONG_TIMEOUT_S}s"))
     cli.init()
     out = cli.plan(expect=1)
-    assert "certificate verify failed" in out.flat, out.flat
+    assert "Cannot connect to Kafka" in out.flat, out.flat
+    assert "could not reach Kafka" not in out.flat, out.flat
+    assert out.elapsed < LONG_TIMEOUT_S * 0.75, f"took {out.elapsed:.0f}s: {out.flat}"
+    return out
+
+
+def sasl_block(password):
+    return (
+        '  sasl {\n    mechanism = "SCRAM-SHA-512"\n'
+        f'    username = "{peer("FERRY_KAFKA_S_USER")}"\n    password = "{password}"\n  }}\n'
+    )
+
+
+def test_wrong_password_is_an_authentication_failure_reported_promptly(cli):
+    out = refused(cli, peer("FERRY_KAFKA_S_SASL_SSL"), tls_block("ca.pem"), sasl_block("not-the-password"))
+    assert "authentication failed with 127.0.0.1:49092" in out.flat, out.flat
+    assert "refused the SASL credentials" in out.flat and "invalid credentials" in out.flat, out.flat
+    assert "not-the-password" not in out.output
+
+
+def test_right_password_over_sasl_ssl_connects(cli):
+    cli.write("main.tf", config(peer("FERRY_KAFKA_S_SASL_SSL"), tls_block("ca.pem"), sasl_block(peer("FERRY_KAFKA_S_PASSWORD")), timeout="30s")
+              .replace("resource \"ferry_topic\" \"t\" {\n  name = \"e2e-tls-topic\"\n  partitions = 1\n}\n", 'data "ferry_topics" "all" {}\n'))
+    cli.init()
+    assert cli.plan().returncode == 0
+
+
+def test_wrong_ca_is_named(cli):
+    out = refused(cli, peer("FERRY_KAFKA_S_MTLS"), tls_block("other-ca.pem", "client.pem", "client.key"))
+    assert "TLS handshake failed" in out.flat and "certificate verify failed" in out.flat, out.flat
+    assert "not issued by a CA this client trusts" in out.flat, out.flat
+
+
+def test_expired_server_certificate_is_named(cli):
+    out = refused(cli, peer("FERRY_KAFKA_S_EXPIRED"), tls_block("ca.pem"))
+    assert "the broker's certificate has expired" in out.flat, out.flat
+    assert "OpenSSL: certificate has expired" in out.flat, out.flat
+
+
+def test_server_certificate_for_another_host_is_named(cli):
+    # bootstrap_servers is an IP address, so OpenSSL checks it against the certificate's IP
+    # SANs and says "IP address mismatch" (a host name would give "hostname mismatch").
+    out = refused(cli, peer("FERRY_KAFKA_S_MISMATCH"), tls_block("ca.pem"))
+    assert "does not name the address in bootstrap_servers" in out.flat, out.flat
+    assert "OpenSSL: IP address mismatch" in out.flat, out.flat
 
 
 def test_url_bootstrap_server_is_refused_at_validate(cli):
