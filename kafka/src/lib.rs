@@ -13,14 +13,16 @@ pub mod connection;
 mod native;
 mod protocol;
 pub mod records;
+pub mod scram;
 pub mod transactions;
 
 pub use acl::{
     AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
 };
-pub use admin::{Admin, AdminError, NewTopic, TopicDescription};
+pub use admin::{Admin, AdminError, NewTopic, Refusal, TopicDescription};
 pub use assignment::{Broker, CurrentPartition, change_replication_factor};
 pub use cluster::{OngoingReassignment, PartitionLayout, TopicLayout};
 pub use connection::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
 pub use rdkafka::error::RDKafkaErrorCode as KafkaErrorCode;
 pub use records::{KafkaClientError, end_offsets, read_latest_by_key, write_keyed};
+pub use scram::{ScramCredential, ScramMechanism};

@@ -98,6 +98,7 @@ native_drop! {
 
 pub(crate) mod acl;
 pub(crate) mod connect;
+pub(crate) mod scram;
 
 /// The one owner of a librdkafka object: non-null, freed exactly once when dropped. Not `Send`:
 /// objects stay on the blocking thread that made them.

@@ -5,6 +5,7 @@ pub mod acls_data_source;
 pub mod connection;
 pub mod reads;
 pub mod reassign;
+pub mod scram_user;
 pub mod topic;
 pub mod topic_data_source;
 pub mod topic_rules;
