@@ -436,6 +436,12 @@ impl Spec {
             self.run_id
         )
     }
+    /// Transactional id of the worker translating the groups and writing the final report:
+    /// one per run, so a later finisher fences an earlier one. (Partition ids end in a number;
+    /// this one does not, so they never collide.)
+    pub fn finisher_transactional_id(&self) -> String {
+        format!("{INTERNAL_GROUP_PREFIX}{}.finish", self.run_id)
+    }
 }
 
 fn check_version(version: u64) -> Result<(), SpecError> {

@@ -109,6 +109,11 @@ pub struct PartitionStatus {
     pub lag: i64,
     /// `until_caught_up`: the end offset this partition must reach.
     pub goal: Option<i64>,
+    /// Records committed to the target for this partition over the whole run (all workers,
+    /// all restarts; committed transactions only). 0 from workers before this field existed.
+    pub records_copied: u64,
+    /// Key and value bytes of those records.
+    pub bytes_copied: u64,
 }
 
 /// One worker's latest progress, under [`worker_key`].
@@ -147,6 +152,11 @@ pub struct FinalReport {
     pub partitions: usize,
     pub records_in_goal: i64,
     pub groups: Vec<GroupResult>,
+    /// Records committed to the target by the run (committed transactions only): for an exact
+    /// copy, the number of committed records in the source up to the goals.
+    pub records_copied: u64,
+    /// Key and value bytes of those records.
+    pub bytes_copied: u64,
 }
 
 /// Everything the status topic says about a run, latest record per key.
@@ -206,6 +216,25 @@ impl RunStatus {
         // from live ones. Each partition's lag comes from its freshest report.
         status.records_copied = status.workers.iter().map(|w| w.records_copied).sum();
         status.bytes_copied = status.workers.iter().map(|w| w.bytes_copied).sum();
+        // Workers that report per-partition run totals (committed, across restarts) give the
+        // exact count: the freshest report of each partition.
+        let mut run_totals: BTreeMap<(&str, i32), (i64, u64, u64)> = BTreeMap::new();
+        for w in &status.workers {
+            for p in &w.partitions {
+                let key = (p.source_topic.as_str(), p.partition);
+                if run_totals
+                    .get(&key)
+                    .is_none_or(|(at, _, _)| *at < w.updated_at_ms)
+                {
+                    run_totals.insert(key, (w.updated_at_ms, p.records_copied, p.bytes_copied));
+                }
+            }
+        }
+        let (records, bytes) = run_totals
+            .values()
+            .fold((0u64, 0u64), |(r, b), (_, pr, pb)| (r + pr, b + pb));
+        status.records_copied = status.records_copied.max(records);
+        status.bytes_copied = status.bytes_copied.max(bytes);
         // Folded from +0.0: an empty f64 sum is -0.0, which prints as "-0".
         status.records_per_second = live.iter().fold(0.0, |s, w| s + w.records_per_second);
         status.bytes_per_second = live.iter().fold(0.0, |s, w| s + w.bytes_per_second);
@@ -290,6 +319,34 @@ mod tests {
         );
         assert_eq!(s.state, RunState::Copying);
         assert_eq!(s.eta_seconds, Some(0.5));
+    }
+
+    #[test]
+    fn run_totals_per_partition_survive_worker_restarts() {
+        // w1 committed 100 records of t[0] and was killed; w2 took t[0] over and reports the
+        // partition's run total (100 + 20) although it committed only 20 itself.
+        let status = |id: &str, at: i64, own: u64, total: u64| {
+            serde_json::to_string(&WorkerStatus {
+                worker_id: id.into(),
+                updated_at_ms: at,
+                records_copied: own,
+                partitions: vec![PartitionStatus {
+                    source_topic: "t".into(),
+                    partition: 0,
+                    records_copied: total,
+                    bytes_copied: total * 10,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let records = BTreeMap::from([
+            (worker_key("w1"), status("w1", NOW - 5_000, 100, 100)),
+            (worker_key("w2"), status("w2", NOW, 20, 120)),
+        ]);
+        let s = RunStatus::from_records("r", records, NOW);
+        assert_eq!((s.records_copied, s.bytes_copied), (120, 1200));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ferry_mirror_api::spec::{Spec, SpecError};
 use ferry_mirror_api::status::{EndOffset, FinalReport, WorkerStatus};
 use ferry_mirror_api::{GroupState, now_ms};
 use rdkafka::consumer::BaseConsumer;
-use rdkafka::producer::BaseProducer;
+use rdkafka::producer::{BaseProducer, Producer};
 
 use crate::copier::{Finish, Worker};
 use crate::end_offsets::end_offsets;
@@ -60,6 +60,9 @@ fixed bound. Exit codes: 0 success, 1 failure, 2 invalid spec or usage.
 /// Bound for each read of verification and group translation (records, committed offsets,
 /// group lists).
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a worker may take to stop after SIGTERM/SIGINT before it simply exits.
+const STOP_GRACE: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Command {
@@ -255,6 +258,17 @@ async fn run(
         tokio::spawn(async move {
             signal.recv().await;
             stop.store(true, Ordering::Relaxed);
+            // Open transactions are committed on the way out; should that (or taking partitions
+            // over) take longer, the worker leaves anyway: that is as safe as SIGKILL, the next
+            // owner fences and aborts whatever is left open.
+            std::thread::spawn(|| {
+                std::thread::sleep(STOP_GRACE);
+                tracing::warn!(
+                    "still stopping after {}s; exiting now (open transactions are aborted by the next owner)",
+                    STOP_GRACE.as_secs()
+                );
+                std::process::exit(0);
+            });
         });
     }
     let terminal = std::io::stderr().is_terminal();
@@ -298,6 +312,10 @@ fn run_complete(reader: &BaseConsumer, keys: &[PartitionKey]) -> Result<bool> {
     }))
 }
 
+/// Translates the groups and writes the final report, once per run: the worker that finishes
+/// first fences every other finisher through one transactional id, writes the groups and the
+/// report in one transaction, and the others print the report it wrote. A report already in
+/// the status topic (a run that completed before) is returned as it is.
 async fn final_report(
     spec: &Spec,
     source: &ConnectionConfig,
@@ -307,28 +325,86 @@ async fn final_report(
     let (spec, source, target, pairs) =
         (spec.clone(), source.clone(), target.clone(), pairs.to_vec());
     blocking(move || {
-        let groups = groups::translate_all(&spec, &source, &target, &pairs, READ_TIMEOUT)?;
-        let keys = target_partitions(&pairs);
-        let reader: BaseConsumer =
-            clients::reader_config(&target, &spec.progress_group()).create()?;
-        let stored = progress::read(&reader, &keys, READ_TIMEOUT)?;
-        let report = FinalReport {
-            run_id: spec.run_id.clone(),
-            completed_at_ms: now_ms(),
-            topics: pairs.iter().map(|p| p.source.clone()).collect(),
-            partitions: keys.len(),
-            records_in_goal: stored.values().filter_map(|p| p.meta.goal).sum(),
-            groups,
-        };
-        let producer: BaseProducer =
-            clients::target_producer_config(&spec, &target, None).create()?;
-        status::write_report(&producer, &spec.status_topic(), &report, READ_TIMEOUT)?;
-        Ok(report)
+        // A broker restarting makes an attempt fail; translation and the report are idempotent.
+        let deadline = std::time::Instant::now() + FINISH_TIMEOUT;
+        loop {
+            match finish_once(&spec, &source, &target, &pairs) {
+                Ok(report) => return Ok(report),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "finishing the run failed; retrying"
+                    );
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     })
     .await
 }
 
+/// How long a worker keeps trying to write the final report.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn finish_once(
+    spec: &Spec,
+    source: &ConnectionConfig,
+    target: &ConnectionConfig,
+    pairs: &[TopicPair],
+) -> Result<FinalReport> {
+    let status_reader: BaseConsumer =
+        clients::reader_config(target, &format!("{}.status", spec.worker_group())).create()?;
+    let written = |timeout| -> Result<Option<FinalReport>> {
+        Ok(status::read(&status_reader, &spec.status_topic(), &spec.run_id, timeout)?.report)
+    };
+    if let Some(report) = written(READ_TIMEOUT)? {
+        return Ok(report);
+    }
+    let finisher: BaseProducer =
+        clients::target_producer_config(spec, target, Some(&spec.finisher_transactional_id()))
+            .create()?;
+    // Fences any other worker finishing the same run; whatever it left open is aborted.
+    finisher
+        .init_transactions(READ_TIMEOUT)
+        .context("becoming the run's finisher")?;
+    if let Some(report) = written(READ_TIMEOUT)? {
+        return Ok(report);
+    }
+    let groups = groups::translate_all(spec, source, target, pairs, READ_TIMEOUT)?;
+    let keys = target_partitions(pairs);
+    let reader: BaseConsumer = clients::reader_config(target, &spec.progress_group()).create()?;
+    let stored = progress::read(&reader, &keys, READ_TIMEOUT)?;
+    let report = FinalReport {
+        run_id: spec.run_id.clone(),
+        completed_at_ms: now_ms(),
+        topics: pairs.iter().map(|p| p.source.clone()).collect(),
+        partitions: keys.len(),
+        records_in_goal: stored.values().filter_map(|p| p.meta.goal).sum(),
+        records_copied: stored.values().map(|p| p.meta.records).sum(),
+        bytes_copied: stored.values().map(|p| p.meta.bytes).sum(),
+        groups,
+    };
+    match status::write_report_once(&finisher, &spec.status_topic(), &report, READ_TIMEOUT) {
+        Ok(()) => Ok(report),
+        Err(e) => {
+            // Fenced by a later finisher: print what it writes.
+            tracing::info!(error = format!("{e:#}"), "another worker finishes the run");
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while std::time::Instant::now() < deadline {
+                if let Some(report) = written(READ_TIMEOUT)? {
+                    return Ok(report);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e)
+        }
+    }
+}
+
 async fn show_status(spec: Spec, target: ConnectionConfig, json: bool) -> Result<ExitCode> {
+    // Says "could not reach Kafka at ..." for an unreachable cluster, rather than a missing run.
+    connect_admin(&target, "target").await?;
     let s = blocking(move || {
         let reader: BaseConsumer =
             clients::reader_config(&target, &format!("{}.status", spec.worker_group())).create()?;

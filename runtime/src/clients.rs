@@ -26,14 +26,24 @@ pub(crate) fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> 
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("max.poll.interval.ms", "300000")
-        // Prefetch is bounded per partition: records are decompressed in memory, so large
-        // fetches cost resident memory without making the copy faster.
+        // Prefetch is bounded (one queue for the whole consumer): records are decompressed in
+        // memory, so large prefetch costs resident memory without making the copy faster. A
+        // fetch must fit in that queue, and when the queue is full librdkafka postpones the
+        // partition's next fetch by `fetch.queue.backoff.ms` (1 s by default): with
+        // incompressible records the queue fills on every fetch, and that pause, not the
+        // brokers, set the rate (14 MB/s). Fetches are half the queue and the pause is 10 ms.
         .set(
             "queued.max.messages.kbytes",
             spec.tuning.fetch_max_kbytes.to_string(),
         )
-        .set("fetch.max.bytes", "16777216")
-        .set("max.partition.fetch.bytes", "4194304");
+        .set(
+            "fetch.max.bytes",
+            (spec.tuning.fetch_max_kbytes * 1024 / 2)
+                .max(1 << 20)
+                .to_string(),
+        )
+        .set("max.partition.fetch.bytes", "1048576")
+        .set("fetch.queue.backoff.ms", "10");
     c
 }
 

@@ -49,7 +49,7 @@ impl Default for Metrics {
         };
         registry.register(
             "records_copied",
-            "Records written to the target",
+            "Records committed to the target",
             m.records.clone(),
         );
         registry.register(
@@ -87,13 +87,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn record_copied(&self, topic: &str, bytes: u64) {
+    /// Records of a committed transaction (aborted work is never counted).
+    pub fn record_committed(&self, topic: &str, records: u64, bytes: u64) {
         let label = TopicLabel {
             topic: topic.to_string(),
         };
-        self.records.get_or_create(&label).inc();
+        self.records.get_or_create(&label).inc_by(records);
         self.bytes.get_or_create(&label).inc_by(bytes);
-        self.records_total.fetch_add(1, Ordering::Relaxed);
+        self.records_total.fetch_add(records, Ordering::Relaxed);
         self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
     }
     pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
@@ -128,8 +129,8 @@ mod tests {
     #[test]
     fn exposition_names_and_counts() {
         let m = Metrics::default();
-        m.record_copied("orders", 10);
-        m.record_copied("orders", 5);
+        m.record_committed("orders", 1, 10);
+        m.record_committed("orders", 1, 5);
         m.set_lag("orders", 3, 42);
         let text = m.encode();
         assert!(

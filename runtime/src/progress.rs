@@ -17,6 +17,16 @@ pub struct ProgressMeta {
     /// `until_caught_up`: the source end offset recorded when the partition was first taken.
     #[serde(default)]
     pub goal: Option<i64>,
+    /// Records committed for this partition over the whole run, up to this progress.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records: u64,
+    /// Key and value bytes of those records.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -50,7 +50,9 @@ pub(crate) fn read(
                 }
             }
             Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(e)) => return Err(e).context("reading the status topic"),
+            // Transport errors are retried by the client (a broker restarting); the deadline
+            // bounds the read.
+            Some(Err(e)) => tracing::debug!(error = %e, "reading the status topic"),
             None => {}
         }
     }
@@ -75,14 +77,16 @@ fn write(
     Ok(())
 }
 
-/// Publishes the final report, and its group results as the last translation.
-pub(crate) fn write_report(
+/// Publishes the final report and its groups in one transaction of the run's finisher
+/// (`init_transactions` already called): fails if another finisher fenced this one.
+pub(crate) fn write_report_once(
     producer: &BaseProducer,
     topic: &str,
     report: &FinalReport,
     timeout: Duration,
 ) -> Result<()> {
-    write(
+    producer.begin_transaction()?;
+    let written = write(
         producer,
         topic,
         &[
@@ -90,8 +94,16 @@ pub(crate) fn write_report(
             (REPORT_KEY, Some(serde_json::to_vec(report)?)),
         ],
         timeout,
-    )
-    .context("writing the final report")
+    );
+    match written {
+        Ok(()) => producer
+            .commit_transaction(timeout)
+            .context("committing the final report"),
+        Err(e) => {
+            let _ = producer.abort_transaction(timeout);
+            Err(e).context("writing the final report")
+        }
+    }
 }
 
 /// Publishes the result of a translation run outside a final report (`ferry-mirror translate`).

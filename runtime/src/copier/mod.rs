@@ -14,6 +14,7 @@
 //! - `rebalance`: taking partitions over and giving them up.
 
 mod decision;
+mod empty;
 mod partition;
 mod rebalance;
 mod transaction;
@@ -60,6 +61,8 @@ struct Setup {
     progress_client: BaseConsumer,
     /// Reads source end offsets (never joins a group).
     watermarks: BaseConsumer,
+    /// Reads partitions short of their goal with nothing delivered (never joins a group).
+    probe: BaseConsumer,
     /// Set by a callback that cannot go on; the loop returns it as the worker's error.
     fatal: Mutex<Option<String>>,
 }
@@ -136,6 +139,8 @@ impl Worker {
             progress_client: reader_config(&self.target, &spec.progress_group()).create()?,
             watermarks: reader_config(&self.source, &format!("{}.watermarks", spec.worker_group()))
                 .create()?,
+            probe: reader_config(&self.source, &format!("{}.probe", spec.worker_group()))
+                .create()?,
             fatal: Mutex::new(None),
         });
         let owned: Arc<Mutex<Owned>> = Arc::default();
@@ -161,6 +166,7 @@ impl Worker {
         let mut idle = false;
         let mut last_report_poll = Instant::now();
         let mut last_trim = Instant::now();
+        let mut stalled: HashMap<PartitionKey, i64> = HashMap::new();
 
         loop {
             if let Some(fatal) = setup.fatal.lock().expect("fatal lock").take() {
@@ -212,6 +218,9 @@ impl Worker {
                 status_every
             };
             if last_status.elapsed() >= due {
+                if spec.mode == Mode::UntilCaughtUp {
+                    self.settle_empty(&consumer, &owned, &setup, &mut stalled);
+                }
                 last_status = Instant::now();
                 let status = self.publish_status(&owned, &setup, &status_producer, &mut rate);
                 if spec.mode == Mode::UntilCaughtUp
@@ -251,7 +260,7 @@ impl Worker {
                     format!("beginning a transaction: {e}"),
                     is_fenced(&e),
                 );
-                record_outcome(&self.metrics, &outcome);
+                record_outcome(&self.metrics, &pc.source_topic, &outcome);
                 return matches!(outcome, CommitOutcome::Aborted(_)).then(|| Rewind::of(pc));
             }
             pc.progress.open(Instant::now());
@@ -282,7 +291,7 @@ impl Worker {
                 Err((e, _)) => {
                     tracing::warn!(error = %e, "produce failed; aborting the partition's transaction");
                     let outcome = fail(pc, setup, e.to_string(), is_fenced(&e));
-                    record_outcome(&self.metrics, &outcome);
+                    record_outcome(&self.metrics, &pc.source_topic, &outcome);
                     // The aborted records are gone from the target: read them again.
                     return matches!(outcome, CommitOutcome::Aborted(_)).then(|| Rewind::of(pc));
                 }
@@ -293,7 +302,6 @@ impl Worker {
         if in_batch % 256 == 0 {
             pc.producer.poll(Duration::ZERO);
         }
-        self.metrics.record_copied(&pc.source_topic, size as u64);
         None
     }
 
@@ -335,6 +343,65 @@ impl Worker {
             rewind.apply(consumer)?;
         }
         Ok(())
+    }
+
+    /// Partitions short of their goal that delivered nothing since the last look (same
+    /// `next_source`, nothing open, the consumer's position short of the goal or unknown) are
+    /// checked on the source; those with no committed record left before their goal reach it,
+    /// and the next commit decision commits that progress.
+    fn settle_empty(
+        &self,
+        consumer: &BaseConsumer<CopyContext>,
+        owned: &Mutex<Owned>,
+        setup: &Setup,
+        stalled: &mut HashMap<PartitionKey, i64>,
+    ) {
+        let positions = consumer.position().ok();
+        let now: HashMap<PartitionKey, empty::Candidate> = lock(owned)
+            .iter()
+            .filter_map(|(key, pc)| {
+                let (from, goal) = pc.progress.short_of_goal_idle()?;
+                let position = positions
+                    .as_ref()
+                    .and_then(|p| position_of(p, &pc.source_topic, pc.partition));
+                // Read from where the copy stands, not from the position: after a rewind the
+                // position may not reflect the seek yet.
+                (position.is_none_or(|p| p < goal)).then(|| {
+                    (
+                        key.clone(),
+                        empty::Candidate {
+                            key: key.clone(),
+                            from,
+                            goal,
+                        },
+                    )
+                })
+            })
+            .collect();
+        let due: Vec<empty::Candidate> = now
+            .values()
+            .filter(|c| stalled.get(&c.key) == Some(&c.from))
+            .cloned()
+            .collect();
+        *stalled = now.into_iter().map(|(k, c)| (k, c.from)).collect();
+        if due.is_empty() {
+            return;
+        }
+        match empty::proven_empty(&setup.probe, &due, Duration::from_secs(3)) {
+            Ok(keys) => {
+                let mut owned = lock(owned);
+                for key in keys {
+                    if let Some(pc) = owned.get_mut(&key) {
+                        tracing::debug!(topic = %key.0, partition = key.1, "nothing left to copy before the goal");
+                        pc.progress.nothing_before_goal();
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(
+                error = format!("{e:#}"),
+                "partitions short of their goal not checked"
+            ),
+        }
     }
 
     /// Commits every open transaction (on stop; nothing is read again after it).
@@ -381,7 +448,7 @@ impl Worker {
                 if let CommitOutcome::Aborted(_) = &outcome {
                     rewinds.push(Rewind::of(&pc));
                 }
-                record_outcome(&self.metrics, &outcome);
+                record_outcome(&self.metrics, &pc.source_topic, &outcome);
                 owned.insert((pc.source_topic.clone(), pc.partition), pc);
             }
         }

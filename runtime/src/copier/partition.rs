@@ -39,6 +39,10 @@ pub(crate) struct PartitionProgress {
     /// Source end offset when last looked at.
     pub end_offset: i64,
     pub state: PartitionState,
+    /// Records and key+value bytes committed for this partition over the whole run (every
+    /// worker, every restart): stored with the progress, in the same transaction.
+    pub committed_records: u64,
+    pub committed_bytes: u64,
 }
 
 impl PartitionProgress {
@@ -50,6 +54,45 @@ impl PartitionProgress {
             goal,
             end_offset: goal.unwrap_or(0),
             state: PartitionState::Idle,
+            committed_records: 0,
+            committed_bytes: 0,
+        }
+    }
+
+    /// Taken over with the run's committed counts for the partition.
+    pub fn with_counts(mut self, records: u64, bytes: u64) -> PartitionProgress {
+        self.committed_records = records;
+        self.committed_bytes = bytes;
+        self
+    }
+
+    /// Records and bytes of the open batch (not committed yet).
+    pub fn open_counts(&self) -> (u64, u64) {
+        match self.state {
+            PartitionState::Open { records, bytes, .. } => (records, bytes),
+            _ => (0, 0),
+        }
+    }
+
+    /// Whether nothing is left to copy before the goal except what was proven absent:
+    /// `until_caught_up`, not done, nothing open and still short of the goal.
+    pub fn short_of_goal_idle(&self) -> Option<(i64, i64)> {
+        match (self.state, self.goal) {
+            (PartitionState::Idle, Some(goal)) if self.next_source < goal => {
+                Some((self.next_source.max(0), goal))
+            }
+            _ => None,
+        }
+    }
+
+    /// The source holds no committed record in `[next_source, goal)` (emptied by
+    /// DeleteRecords or retention, compacted or aborted away): everything up to the goal is
+    /// accounted for.
+    pub fn nothing_before_goal(&mut self) {
+        if let (PartitionState::Idle, Some(goal)) = (self.state, self.goal)
+            && self.next_source < goal
+        {
+            self.next_source = goal;
         }
     }
 
@@ -91,6 +134,9 @@ impl PartitionProgress {
 
     /// The transaction carrying everything up to `next_source` committed.
     pub fn committed(&mut self) {
+        let (records, bytes) = self.open_counts();
+        self.committed_records += records;
+        self.committed_bytes += bytes;
         // Progress is written as at least 0, so that is where the copy now stands.
         self.next_source = self.next_source.max(0);
         self.committed_next = self.next_source;
@@ -177,6 +223,8 @@ impl PartitionCopy {
             end_offset: self.progress.end_offset,
             lag: self.progress.reported_lag(),
             goal: self.progress.goal,
+            records_copied: self.progress.committed_records,
+            bytes_copied: self.progress.committed_bytes,
         }
     }
 }
@@ -242,6 +290,43 @@ mod tests {
         p.copied(12, 1);
         p.committed();
         assert_eq!(p.state, PartitionState::Done, "the goal is reached");
+    }
+
+    #[test]
+    fn counts_are_committed_records_only() {
+        let mut p = open_at(0, None).with_counts(5, 50);
+        p.copied(0, 10);
+        p.copied(1, 10);
+        p.aborted();
+        assert_eq!(
+            (p.committed_records, p.committed_bytes),
+            (5, 50),
+            "aborted: not counted"
+        );
+        p.open(Instant::now());
+        p.copied(0, 10);
+        assert_eq!(p.open_counts(), (1, 10));
+        p.committed();
+        assert_eq!((p.committed_records, p.committed_bytes), (6, 60));
+        assert_eq!(p.open_counts(), (0, 0));
+    }
+
+    #[test]
+    fn a_partition_proven_empty_up_to_its_goal_reaches_it() {
+        // Emptied by DeleteRecords: log start = end = 500, nothing ever delivered.
+        let mut p = PartitionProgress::taken(-1, Some(500));
+        assert_eq!(p.short_of_goal_idle(), Some((0, 500)));
+        p.nothing_before_goal();
+        assert!(p.reached_goal());
+        assert_eq!(p.short_of_goal_idle(), None);
+        // Never while a transaction is open, never without a goal.
+        let mut open = open_at(3, Some(10));
+        assert_eq!(open.short_of_goal_idle(), None);
+        open.nothing_before_goal();
+        assert_eq!(open.next_source, 3);
+        let mut cont = PartitionProgress::taken(3, None);
+        cont.nothing_before_goal();
+        assert_eq!(cont.next_source, 3);
     }
 
     #[test]

@@ -99,8 +99,9 @@ impl CopyContext {
             .filter(|pc| matches!(pc.progress.state, PartitionState::Open { .. }))
             .map(|pc| (pc, None))
             .collect();
-        for outcome in end_in_parallel(open, &self.setup) {
-            record_outcome(&self.metrics, &outcome);
+        let topics: Vec<String> = open.iter().map(|(pc, _)| pc.source_topic.clone()).collect();
+        for (topic, outcome) in topics.iter().zip(end_in_parallel(open, &self.setup)) {
+            record_outcome(&self.metrics, topic, &outcome);
         }
         drop(revoked);
         self.metrics.assigned_partitions.set(0);
@@ -191,7 +192,10 @@ fn take_partitions(setup: &Setup, wanted: &[PartitionKey]) -> Result<Vec<Partiti
             target_topic: target_key.0.clone(),
             partition: *partition,
             producer,
-            progress: PartitionProgress::taken(next_source, goal),
+            progress: PartitionProgress::taken(next_source, goal).with_counts(
+                stored.map_or(0, |p| p.meta.records),
+                stored.map_or(0, |p| p.meta.bytes),
+            ),
         });
     }
     Ok(out)

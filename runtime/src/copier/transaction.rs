@@ -64,7 +64,11 @@ impl DeliveryLog {
 
 #[derive(Debug)]
 pub(crate) enum CommitOutcome {
-    Committed,
+    /// The transaction's records and bytes now count as copied.
+    Committed {
+        records: u64,
+        bytes: u64,
+    },
     /// Rewound to the last committed offset; the records will be copied again.
     Aborted(String),
     Fenced(String),
@@ -155,9 +159,12 @@ fn commit(pc: &mut PartitionCopy, setup: &Setup) -> CommitOutcome {
         }
     }
     let next = pc.progress.next_source.max(0);
+    let (records, bytes) = pc.progress.open_counts();
     let meta = ProgressMeta {
         source_topic: pc.source_topic.clone(),
         goal: pc.progress.goal,
+        records: pc.progress.committed_records + records,
+        bytes: pc.progress.committed_bytes + bytes,
     };
     let offsets =
         match progress::offsets_list(&[((pc.target_topic.clone(), pc.partition), next, meta)]) {
@@ -191,7 +198,7 @@ fn commit(pc: &mut PartitionCopy, setup: &Setup) -> CommitOutcome {
         }
     }
     pc.progress.committed();
-    CommitOutcome::Committed
+    CommitOutcome::Committed { records, bytes }
 }
 
 pub(crate) fn is_fenced(e: &KafkaError) -> bool {
@@ -229,10 +236,12 @@ pub(crate) fn fail(
     CommitOutcome::Aborted(reason)
 }
 
-pub(crate) fn record_outcome(metrics: &Metrics, outcome: &CommitOutcome) {
+/// Counts the outcome; records count as copied only once their transaction committed.
+pub(crate) fn record_outcome(metrics: &Metrics, topic: &str, outcome: &CommitOutcome) {
     match outcome {
-        CommitOutcome::Committed => {
+        CommitOutcome::Committed { records, bytes } => {
             metrics.transactions_committed.inc();
+            metrics.record_committed(topic, *records, *bytes);
         }
         CommitOutcome::Aborted(reason) => {
             tracing::warn!(%reason, "transaction aborted; the partition rewinds to its last commit");

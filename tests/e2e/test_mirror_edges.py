@@ -1,0 +1,157 @@
+"""ferry-mirror at the edges (issue 8): partitions with nothing to copy, committed-only counts, one
+final report per run, SIGTERM at width, status of an unreachable cluster."""
+
+import json
+import os
+import random
+import signal
+import time
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from conftest import peer
+from mirror_util import (
+    MIRROR,
+    commit_group,
+    committed,
+    contents,
+    create_topic,
+    mirror,
+    produce,
+    read_partition,
+    start_worker,
+    write_spec,
+)
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    if not MIRROR.exists():
+        pytest.fail(f"{MIRROR} is missing: cargo build -p ferry-mirror")
+    return peer("FERRY_KAFKA_A"), peer("FERRY_KAFKA_B")
+
+
+def unique(name):
+    return f"{name}-{os.getpid()}-{random.randrange(1 << 30)}"
+
+
+def records(n, partitions, tag="r"):
+    base = int(time.time() * 1000) - 60_000
+    return [(i % partitions, f"{tag}-k{i}".encode(), f"{tag}-v{i}".encode() * 3, None, base + i) for i in range(n)]
+
+
+def delete_records(bootstrap, topic, partition, before):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.delete_records([TopicPartition(topic, partition, before)])
+    for f in futures.values():
+        f.result(timeout=30)
+
+
+def watermarks(bootstrap, topic, partition):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("wm")})
+    low, high = c.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+    c.close()
+    return low, high
+
+
+def test_partitions_with_nothing_to_copy_count_as_caught_up(clusters, tmp_path):
+    """Emptied by DeleteRecords (log start = end = 500), aborted-only, and empty: each counts as
+    caught up, next to a topic with records; the counts are exact."""
+    a, b = clusters
+    full, emptied, aborted, empty = (unique(n) for n in ("full", "emptied", "aborted", "empty"))
+    create_topic(a, full, 2)
+    produce(a, full, records(1000, 2))
+    create_topic(a, emptied, 1)
+    produce(a, emptied, records(500, 1, "e"))
+    delete_records(a, emptied, 0, 500)
+    assert watermarks(a, emptied, 0) == (500, 500)
+    create_topic(a, aborted, 1)
+    produce(a, aborted, records(300, 1, "x"), transactional_id=f"{aborted}-tx", abort=True)
+    create_topic(a, empty, 2)
+    commit_group(a, "edge-g1", full, {0: 100, 1: 500})
+    commit_group(a, "edge-g1", emptied, {0: 500})
+    commit_group(a, "edge-g1", aborted, {0: 0})
+    spec = write_spec(
+        tmp_path / "spec.json", unique("run"), a, b,
+        topics={"names": [full, emptied, aborted, empty]}, consumer_groups_regex="edge-g1",
+    )
+    started = time.monotonic()
+    run = mirror("run", "--spec", str(spec), timeout=300)
+    print(f"run with empty partitions completed in {time.monotonic() - started:.1f}s")
+    report = json.loads(run.stdout)
+    assert report["partitions"] == 6
+    assert report["records_copied"] == 1000, report
+    assert [g["state"] for g in report["groups"]] == ["translated"], report["groups"]
+    for p in range(2):
+        assert contents(read_partition(b, full, p)) == contents(read_partition(a, full, p))
+    for topic in (emptied, aborted, empty):
+        assert read_partition(b, topic, 0) == [], topic
+    # The group committed past the emptied and aborted ranges resumes at the (empty) end.
+    assert committed(b, "edge-g1", full, 2) == {0: 100, 1: 500}
+    status = json.loads(mirror("status", "--spec", str(spec), "--json").stdout)
+    assert status["state"] == "complete"
+    assert status["records_copied"] == 1000, status["records_copied"]
+    assert "0 mismatch(es)" in mirror("verify", "--spec", str(spec)).stdout
+
+
+def test_two_workers_write_one_report(clusters, tmp_path):
+    """Both workers finish; the groups are translated and the report written once, and both
+    print that one report."""
+    a, b = clusters
+    topic = unique("once")
+    create_topic(a, topic, 4)
+    produce(a, topic, records(4000, 4))
+    commit_group(a, "once-g", topic, {p: 10 for p in range(4)})
+    spec = write_spec(tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic]}, consumer_groups_regex="once-g")
+    workers = [start_worker(spec, w, tmp_path) for w in ("w1", "w2")]
+    for w, proc in zip(("w1", "w2"), workers):
+        assert proc.wait(timeout=300) == 0, (tmp_path / f"{w}.log").read_text()[-3000:]
+    printed = []
+    for w in ("w1", "w2"):
+        lines = (tmp_path / f"{w}.log").read_text().splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("{"))
+        end = next(i for i in range(start, len(lines)) if lines[i].startswith("}"))
+        printed.append(json.loads("\n".join(lines[start:end + 1])))
+    assert printed[0] == printed[1], "both workers print the run's one report"
+    assert printed[0]["records_copied"] == 4000
+    # Exactly one committed report record in the status topic.
+    status_topic = f"__ferry.{json.loads(spec.read_text())['run_id']}.status"
+    reports = [r for r in read_partition(b, status_topic, 0) if r[1] == b"report"]
+    assert len(reports) == 1, f"{len(reports)} reports written"
+
+
+def test_sigterm_stops_a_wide_worker_and_the_copy_resumes_exactly(clusters, tmp_path):
+    a, b = clusters
+    topic = unique("wide")
+    partitions = 200
+    create_topic(a, topic, partitions)
+    n = partitions * 20
+    produce(a, topic, records(n, partitions))
+    spec = write_spec(tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic]})
+    worker = start_worker(spec, "w1", tmp_path)
+    time.sleep(4)
+    assert worker.poll() is None, "the worker finished before it could be stopped"
+    sent = time.monotonic()
+    os.killpg(worker.pid, signal.SIGTERM)
+    code = worker.wait(timeout=60)
+    print(f"SIGTERM to exit with {partitions} partitions: {time.monotonic() - sent:.1f}s")
+    assert code == 0, (tmp_path / "w1.log").read_text()[-3000:]
+    # What the stopped worker committed stands; a new worker copies the rest exactly once.
+    report = json.loads(mirror("run", "--spec", str(spec), timeout=600).stdout)
+    assert report["records_copied"] == n
+    copied = {p: read_partition(b, topic, p) for p in range(partitions)}
+    assert sum(len(r) for r in copied.values()) == n
+    for p in random.Random(1).sample(range(partitions), 10):
+        assert contents(copied[p]) == contents(read_partition(a, topic, p)), p
+
+
+def test_status_of_an_unreachable_target_says_so(tmp_path):
+    spec = write_spec(tmp_path / "spec.json", "unreachable-status", "127.0.0.1:1", "127.0.0.1:2", topics={"names": ["t"]})
+    data = json.loads(spec.read_text())
+    data["target"]["timeout_seconds"] = 3
+    spec.write_text(json.dumps(data))
+    proc = mirror("status", "--spec", str(spec), check=False, timeout=120)
+    assert proc.returncode == 1
+    assert "could not reach Kafka at 127.0.0.1:2" in proc.stderr, proc.stderr
