@@ -138,20 +138,25 @@ async fn an_open_transaction_bounds_reads_and_end_offsets_at_the_stable_offset()
         .await
         .unwrap();
     assert_eq!(ends[&(topic.clone(), 0)], 1);
-    let started = std::time::Instant::now();
+    // Success (not TimedOut) shows the read did not wait for the open transaction.
     let latest = read_latest_by_key(&conn, &topic, 0, TIMEOUT).await.unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(latest.get("k").map(String::as_str), Some("before"));
 
     p.commit_transaction(TIMEOUT).unwrap();
-    let ends = end_offsets(&conn, &[(topic.clone(), 0)], TIMEOUT)
-        .await
-        .unwrap();
-    assert_eq!(ends[&(topic.clone(), 0)], 3, "record and commit marker");
+    // The commit marker reaches the partition after the coordinator answers: poll, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut end = 0;
+    while std::time::Instant::now() < deadline {
+        let ends = end_offsets(&conn, &[(topic.clone(), 0)], TIMEOUT)
+            .await
+            .unwrap();
+        end = ends[&(topic.clone(), 0)];
+        if end == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(end, 3, "record and commit marker");
     admin.delete_topic(&topic).await.unwrap();
 }
 

@@ -131,8 +131,9 @@ async fn missing_topics_and_partitions_are_their_own_errors() {
 async fn every_call_is_bounded_when_the_cluster_is_unreachable() {
     let conn = ConnectionConfig::plaintext("127.0.0.1:1");
     let bound = Duration::from_secs(2);
-    // Admin requests may wait a short margin past their own timeout for the result event.
-    let allowed = bound + Duration::from_secs(4);
+    // Not a speed check: a generous ceiling that a hang (no bound at all) would still break,
+    // and that a busy CI machine cannot.
+    let allowed = bound + Duration::from_secs(60);
     let start = Instant::now();
     let e = read_latest_by_key(&conn, "t", 0, bound).await.unwrap_err();
     assert!(start.elapsed() < allowed, "read took {:?}", start.elapsed());
