@@ -304,7 +304,19 @@ async fn run(
 
 /// True when every selected partition's committed progress reached its goal.
 fn run_complete(reader: &BaseConsumer, keys: &[PartitionKey]) -> Result<bool> {
-    let stored = progress::read(reader, keys, READ_TIMEOUT)?;
+    // A stable read waits out transactions still pending on the progress group, such as one a
+    // killed worker left open until the coordinator times it out. Not knowing yet is "not
+    // complete": the worker keeps going and asks again, it does not give up the run.
+    let stored = match progress::read(reader, keys, READ_TIMEOUT) {
+        Ok(stored) => stored,
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "cannot tell yet whether the run is complete; checking again"
+            );
+            return Ok(false);
+        }
+    };
     Ok(keys.iter().all(|k| {
         stored
             .get(k)
