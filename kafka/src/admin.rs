@@ -406,11 +406,74 @@ impl Admin {
         let name = name.to_string();
         let set: Vec<(String, String)> = set.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let reset = reset.to_vec();
+        let (set_now, reset_now) = (set.clone(), reset.clone());
+        let topic = name.clone();
         self.blocking(move |rk, timeout| {
-            native::incremental_alter_topic(rk, &name, &set, &reset, validate_only, timeout)
+            native::incremental_alter_topic(
+                rk,
+                &topic,
+                &set_now,
+                &reset_now,
+                validate_only,
+                timeout,
+            )
         })
         .await?
-        .map_err(|e| AdminError::native("altering topic config", e))
+        .map_err(|e| AdminError::native("altering topic config", e))?;
+        if !validate_only {
+            self.wait_until_configs_visible(&name, &set, &reset).await;
+        }
+        Ok(())
+    }
+
+    /// Config changes are read back until visible (see [`Admin::until_visible`]).
+    async fn wait_until_configs_visible(
+        &self,
+        name: &str,
+        set: &[(String, String)],
+        reset: &[String],
+    ) {
+        self.until_visible("topic config change", || async {
+            self.topic_config_overrides(name)
+                .await
+                .is_ok_and(|overrides| {
+                    set.iter()
+                        .all(|(k, v)| overrides.get(k).is_some_and(|now| now == v))
+                        && reset.iter().all(|k| !overrides.contains_key(k))
+                })
+        })
+        .await
+    }
+
+    /// The controller answers a write once it is committed, but the broker that answers the
+    /// next describe applies it from its metadata log a moment later. A read right after a
+    /// write could see the old value (a refresh that undoes an apply), so writers wait, within
+    /// the connection's timeout, until `visible` says the write shows. The write itself has
+    /// succeeded: if the broker is still behind when the time is up, say so and go on.
+    pub(crate) async fn until_visible<F, Fut>(&self, what: &str, mut visible: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        // Propagation takes milliseconds; a broker that normalises a value (so it never reads
+        // back equal) must not hold an apply for the whole timeout.
+        let within = self.timeout.min(Duration::from_secs(10));
+        let deadline = Instant::now() + within;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            if visible().await {
+                return;
+            }
+            if Instant::now() + pause >= deadline {
+                tracing::warn!(
+                    "the {what} was accepted but the broker did not show it within {within:?}; \
+                     a read now may still see the old state"
+                );
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
     }
 
     pub async fn delete_topic(&self, name: &str) -> Result<(), AdminError> {

@@ -93,7 +93,8 @@ impl Admin {
         iterations: i32,
         password: &Secret,
     ) -> Result<(), AdminError> {
-        let (user, password) = (user.to_string(), password.clone());
+        let (name, password) = (user.to_string(), password.clone());
+        let user = name.clone();
         self.blocking(move |rk, timeout| {
             native::alter(
                 rk,
@@ -107,7 +108,16 @@ impl Admin {
             )
         })
         .await?
-        .map_err(|e| AdminError::native("setting SCRAM credential", e))
+        .map_err(|e| AdminError::native("setting SCRAM credential", e))?;
+        self.until_visible("SCRAM credential", || async {
+            self.describe_scram_user(&name).await.is_ok_and(|found| {
+                found
+                    .iter()
+                    .any(|c| c.mechanism == mechanism && c.iterations == iterations)
+            })
+        })
+        .await;
+        Ok(())
     }
 
     /// Deletes the user's credential for `mechanism`.
@@ -116,7 +126,8 @@ impl Admin {
         user: &str,
         mechanism: ScramMechanism,
     ) -> Result<(), AdminError> {
-        let user = user.to_string();
+        let name = user.to_string();
+        let user = name.clone();
         self.blocking(move |rk, timeout| {
             native::alter(
                 rk,
@@ -128,7 +139,14 @@ impl Admin {
             )
         })
         .await?
-        .map_err(|e| AdminError::native("deleting SCRAM credential", e))
+        .map_err(|e| AdminError::native("deleting SCRAM credential", e))?;
+        self.until_visible("SCRAM credential deletion", || async {
+            self.describe_scram_user(&name)
+                .await
+                .is_ok_and(|found| found.iter().all(|c| c.mechanism != mechanism))
+        })
+        .await;
+        Ok(())
     }
 }
 
