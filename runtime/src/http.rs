@@ -1,5 +1,5 @@
-//! HTTP for one worker on the spec's `http_listen` address: /metrics (Prometheus), /status
-//! (JSON), /healthz.
+//! HTTP for one worker on the spec's `http_listen` address: /metrics (Prometheus, OpenMetrics
+//! text; lag and state as of the worker's latest status), /status (JSON), /healthz.
 //! A few lines of HTTP/1.1 are enough for scrapers and curl; no framework needed.
 
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::metrics::Metrics;
+use crate::metrics::{CONTENT_TYPE, Metrics};
 use ferry_mirror_api::status::WorkerStatus;
 
 /// Binds `address` and serves in the background; returns the bound address.
@@ -34,9 +34,14 @@ pub(crate) async fn serve(
                     return;
                 };
                 let request = String::from_utf8_lossy(&buf[..n]);
-                let path = request.split_whitespace().nth(1).unwrap_or("/");
+                let target = request.split_whitespace().nth(1).unwrap_or("/");
+                let path = target.split('?').next().unwrap_or(target);
                 let (code, kind, body) = match path {
-                    "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.encode()),
+                    "/metrics" => {
+                        let s = status.lock().map(|s| s.clone()).unwrap_or_default();
+                        metrics.observe(&s);
+                        ("200 OK", CONTENT_TYPE, metrics.encode())
+                    }
                     "/status" => {
                         let s = status.lock().map(|s| s.clone()).unwrap_or_default();
                         (

