@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod connection;
 mod native;
 mod protocol;
+pub mod quota;
 pub mod records;
 pub mod scram;
 pub mod transactions;

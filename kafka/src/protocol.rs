@@ -1,7 +1,8 @@
-//! Request and response bodies for the two Kafka admin APIs librdkafka 2.12 has no call for:
+//! Request and response bodies for the Kafka admin APIs librdkafka 2.12 has no call for:
 //! AlterPartitionReassignments (key 45) and ListPartitionReassignments (key 46), both KIP-455,
-//! both flexible from version 0. Pure encoding and decoding; `native::raw_request` frames and
-//! sends them over librdkafka's own broker connection.
+//! both flexible from version 0; DescribeClientQuotas (key 48) and AlterClientQuotas (key 49),
+//! KIP-546, sent at version 1, their first flexible version. Pure encoding and decoding;
+//! `native::raw_request` frames and sends them over librdkafka's own broker connection.
 //!
 //! Bodies are written without the request's trailing tagged-fields byte, which librdkafka adds
 //! to every flexible request when it frames it; responses are read from after the response
@@ -11,6 +12,11 @@ use std::collections::BTreeMap;
 
 pub(crate) const ALTER_PARTITION_REASSIGNMENTS: i16 = 45;
 pub(crate) const LIST_PARTITION_REASSIGNMENTS: i16 = 46;
+pub(crate) const DESCRIBE_CLIENT_QUOTAS: i16 = 48;
+pub(crate) const ALTER_CLIENT_QUOTAS: i16 = 49;
+/// Both client-quota APIs have versions 0 and 1 (Kafka 2.6 to 4.3); version 1 (Kafka 2.8 and
+/// later) differs only in being flexible, which is the encoding this module writes.
+pub(crate) const CLIENT_QUOTAS_VERSION: i16 = 1;
 
 /// A reassignment in progress on one partition, as ListPartitionReassignments reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +71,16 @@ impl Writer {
     fn i32(&mut self, v: i32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
+    fn i8(&mut self, v: i8) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bool(&mut self, v: bool) {
+        self.0.push(u8::from(v));
+    }
+    /// float64: IEEE 754 binary64, big-endian.
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
     /// Compact arrays and strings carry length + 1; 0 means null.
     fn len(&mut self, n: usize) {
         self.uvarint(n as u64 + 1);
@@ -75,6 +91,12 @@ impl Writer {
     fn string(&mut self, s: &str) {
         self.len(s.len());
         self.0.extend_from_slice(s.as_bytes());
+    }
+    fn nullable_string(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.string(s),
+            None => self.null(),
+        }
     }
     fn no_tags(&mut self) {
         self.uvarint(0);
@@ -135,6 +157,88 @@ pub(crate) fn list_reassignments_request(
     w.0
 }
 
+/// One component of a client-quota entity on the wire: its type (`user`, `client-id`, `ip`)
+/// and its name, `None` for the type's default entity.
+pub(crate) type EntityComponent = (String, Option<String>);
+
+/// How a DescribeClientQuotas filter component matches an entity type's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QuotaMatch {
+    /// MatchType 0: this name.
+    Exact(String),
+    /// MatchType 1: the type's default entity.
+    Default,
+    /// MatchType 2: any entity that names this type (Match is null).
+    #[allow(dead_code)]
+    Any,
+}
+
+/// DescribeClientQuotas v1: filter components (entity type and match), and whether entities
+/// with types the filter does not name are excluded (`strict`).
+pub(crate) fn describe_client_quotas_request(
+    components: &[(String, QuotaMatch)],
+    strict: bool,
+) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.len(components.len());
+    for (entity_type, matching) in components {
+        w.string(entity_type);
+        match matching {
+            QuotaMatch::Exact(name) => {
+                w.i8(0);
+                w.string(name);
+            }
+            QuotaMatch::Default => {
+                w.i8(1);
+                w.null();
+            }
+            QuotaMatch::Any => {
+                w.i8(2);
+                w.null();
+            }
+        }
+        w.no_tags();
+    }
+    w.bool(strict);
+    w.0
+}
+
+/// One operation of an AlterClientQuotas entry: set `key` to `value`, or remove `key`
+/// (`value` is then ignored by the broker).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QuotaOp {
+    pub key: String,
+    pub value: f64,
+    pub remove: bool,
+}
+
+/// AlterClientQuotas v1: per entity, the operations on its quota keys.
+pub(crate) fn alter_client_quotas_request(
+    entries: &[(Vec<EntityComponent>, Vec<QuotaOp>)],
+    validate_only: bool,
+) -> Vec<u8> {
+    let mut w = Writer(Vec::new());
+    w.len(entries.len());
+    for (entity, ops) in entries {
+        w.len(entity.len());
+        for (entity_type, name) in entity {
+            w.string(entity_type);
+            w.nullable_string(name.as_deref());
+            w.no_tags();
+        }
+        w.len(ops.len());
+        for op in ops {
+            w.string(&op.key);
+            w.f64(op.value);
+            w.bool(op.remove);
+            w.no_tags();
+        }
+        w.no_tags();
+    }
+    w.bool(validate_only);
+    w.0
+}
+
 // ------------------------------------------------------------------ reading
 
 struct Reader<'a> {
@@ -174,6 +278,11 @@ impl<'a> Reader<'a> {
     fn i32(&mut self) -> Result<i32, DecodeError> {
         Ok(i32::from_be_bytes(
             self.take(4)?.try_into().unwrap_or([0; 4]),
+        ))
+    }
+    fn f64(&mut self) -> Result<f64, DecodeError> {
+        Ok(f64::from_be_bytes(
+            self.take(8)?.try_into().unwrap_or([0; 8]),
         ))
     }
     /// A compact length: `None` for null.
@@ -279,6 +388,74 @@ pub(crate) fn list_reassignments_response(
     }
     r.skip_tags()?;
     Ok((error, out))
+}
+
+/// The entity components of a client-quota response entry (compact array of type and
+/// nullable name, each with tagged fields).
+fn quota_entity(r: &mut Reader<'_>) -> Result<Vec<EntityComponent>, DecodeError> {
+    let mut entity = Vec::new();
+    for _ in 0..r.len()?.unwrap_or(0) {
+        let entity_type = r.string()?.unwrap_or_default();
+        let name = r.string()?;
+        r.skip_tags()?;
+        entity.push((entity_type, name));
+    }
+    Ok(entity)
+}
+
+/// One entity DescribeClientQuotas matched, with its quota values.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QuotaEntry {
+    pub entity: Vec<EntityComponent>,
+    pub values: Vec<(String, f64)>,
+}
+
+/// DescribeClientQuotas v1 response: the request-level error, then the matching entities
+/// (a null array, as sent with an error, reads as none).
+pub(crate) fn describe_client_quotas_response(
+    body: &[u8],
+) -> Result<(WireError, Vec<QuotaEntry>), DecodeError> {
+    let mut r = Reader { buf: body, at: 0 };
+    let _throttle = r.i32()?;
+    let error = WireError {
+        code: r.i16()?,
+        message: r.string()?,
+    };
+    let mut entries = Vec::new();
+    for _ in 0..r.len()?.unwrap_or(0) {
+        let entity = quota_entity(&mut r)?;
+        let mut values = Vec::new();
+        for _ in 0..r.len()?.unwrap_or(0) {
+            let key = r.string()?.unwrap_or_default();
+            let value = r.f64()?;
+            r.skip_tags()?;
+            values.push((key, value));
+        }
+        r.skip_tags()?;
+        entries.push(QuotaEntry { entity, values });
+    }
+    r.skip_tags()?;
+    Ok((error, entries))
+}
+
+/// AlterClientQuotas v1 response: an error (code 0 for success) per entity.
+pub(crate) fn alter_client_quotas_response(
+    body: &[u8],
+) -> Result<Vec<(WireError, Vec<EntityComponent>)>, DecodeError> {
+    let mut r = Reader { buf: body, at: 0 };
+    let _throttle = r.i32()?;
+    let mut out = Vec::new();
+    for _ in 0..r.len()?.unwrap_or(0) {
+        let error = WireError {
+            code: r.i16()?,
+            message: r.string()?,
+        };
+        let entity = quota_entity(&mut r)?;
+        r.skip_tags()?;
+        out.push((error, entity));
+    }
+    r.skip_tags()?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -398,5 +575,227 @@ mod tests {
                 }
             )]
         );
+    }
+
+    // Client quotas (KIP-546), version 1. Expected bytes are written out from the message
+    // definitions (DescribeClientQuotasRequest/Response.json, AlterClientQuotasRequest/
+    // Response.json): compact strings and arrays carry length + 1 as an unsigned varint, a
+    // null string is 0, int8 and bool are one byte, float64 is big-endian IEEE 754, and every
+    // struct ends with its tagged fields (0: none). The request's own trailing tags byte is
+    // librdkafka's to write.
+
+    #[test]
+    fn describe_quotas_request_matches_the_wire_format() {
+        let body = describe_client_quotas_request(
+            &[
+                ("user".into(), QuotaMatch::Exact("alice".into())),
+                ("client-id".into(), QuotaMatch::Default),
+                ("ip".into(), QuotaMatch::Any),
+            ],
+            true,
+        );
+        let expected: Vec<u8> = [
+            &[0x04][..], // three components
+            &[0x05],
+            b"user",
+            &[0x00], // MatchType 0: exact
+            &[0x06],
+            b"alice",
+            &[0x00], // component tags
+            &[0x0a],
+            b"client-id",
+            &[0x01], // MatchType 1: default
+            &[0x00], // Match: null
+            &[0x00],
+            &[0x03],
+            b"ip",
+            &[0x02], // MatchType 2: any
+            &[0x00],
+            &[0x00],
+            &[0x01], // Strict: true
+        ]
+        .concat();
+        assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn alter_quotas_request_matches_the_wire_format() {
+        let body = alter_client_quotas_request(
+            &[(
+                vec![
+                    ("user".into(), Some("alice".into())),
+                    ("client-id".into(), None),
+                ],
+                vec![
+                    QuotaOp {
+                        key: "producer_byte_rate".into(),
+                        value: 1_048_576.0,
+                        remove: false,
+                    },
+                    QuotaOp {
+                        key: "request_percentage".into(),
+                        value: 0.0,
+                        remove: true,
+                    },
+                ],
+            )],
+            false,
+        );
+        let expected: Vec<u8> = [
+            &[0x02][..], // one entry
+            &[0x03],     // two entity components
+            &[0x05],
+            b"user",
+            &[0x06],
+            b"alice",
+            &[0x00],
+            &[0x0a],
+            b"client-id",
+            &[0x00], // EntityName: null, the default client id
+            &[0x00],
+            &[0x03], // two ops
+            &[0x13],
+            b"producer_byte_rate",
+            &[0x41, 0x30, 0, 0, 0, 0, 0, 0], // 1048576.0 = 2^20
+            &[0x00],                         // Remove: false
+            &[0x00],
+            &[0x13],
+            b"request_percentage",
+            &[0; 8],
+            &[0x01], // Remove: true
+            &[0x00],
+            &[0x00], // entry tags
+            &[0x00], // ValidateOnly: false
+        ]
+        .concat();
+        assert_eq!(body, expected);
+    }
+
+    fn describe_quotas_response_bytes() -> Vec<u8> {
+        [
+            &[0, 0, 0, 0][..], // throttle
+            &[0, 0],           // error code
+            &[0x00],           // null message
+            &[0x02],           // one entry
+            &[0x02],           // one entity component
+            &[0x05],
+            b"user",
+            &[0x06],
+            b"alice",
+            &[0x00],
+            &[0x03], // two values
+            &[0x13],
+            b"request_percentage",
+            &[0x40, 0x29, 0, 0, 0, 0, 0, 0], // 12.5
+            &[0x01, 0x05, 0x01, 0xff],       // one unknown tagged field (tag 5, one byte)
+            &[0x13],
+            b"producer_byte_rate",
+            &[0x41, 0x30, 0, 0, 0, 0, 0, 0],
+            &[0x00],
+            &[0x00], // entry tags
+            &[0x00], // response tags
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn describe_quotas_response_parses() {
+        let (error, entries) =
+            describe_client_quotas_response(&describe_quotas_response_bytes()).unwrap();
+        assert_eq!(error.code, 0);
+        assert_eq!(
+            entries,
+            vec![QuotaEntry {
+                entity: vec![("user".into(), Some("alice".into()))],
+                values: vec![
+                    ("request_percentage".into(), 12.5),
+                    ("producer_byte_rate".into(), 1_048_576.0),
+                ],
+            }]
+        );
+    }
+
+    #[test]
+    fn describe_quotas_error_with_null_entries_keeps_the_message() {
+        let msg = b"Authorization failed.";
+        let bytes: Vec<u8> = [
+            &[0, 0, 0, 0][..],
+            &29i16.to_be_bytes(), // CLUSTER_AUTHORIZATION_FAILED
+            &[msg.len() as u8 + 1],
+            msg,
+            &[0x00], // Entries: null
+            &[0x00],
+        ]
+        .concat();
+        let (error, entries) = describe_client_quotas_response(&bytes).unwrap();
+        assert_eq!(
+            error,
+            WireError {
+                code: 29,
+                message: Some("Authorization failed.".into())
+            }
+        );
+        assert!(entries.is_empty());
+    }
+
+    #[test]
+    fn alter_quotas_response_keeps_per_entity_errors() {
+        let msg = b"Invalid ip";
+        let bytes: Vec<u8> = [
+            &[0, 0, 0, 0][..],
+            &[0x03], // two entries
+            &[0, 0],
+            &[0x00],
+            &[0x02],
+            &[0x05],
+            b"user",
+            &[0x00], // the default user
+            &[0x00],
+            &[0x00],
+            &42i16.to_be_bytes(), // INVALID_REQUEST
+            &[msg.len() as u8 + 1],
+            msg,
+            &[0x02],
+            &[0x03],
+            b"ip",
+            &[0x04],
+            b"x.y",
+            &[0x00],
+            &[0x00],
+            &[0x00],
+        ]
+        .concat();
+        let entries = alter_client_quotas_response(&bytes).unwrap();
+        assert_eq!(
+            entries,
+            vec![
+                (
+                    WireError {
+                        code: 0,
+                        message: None
+                    },
+                    vec![("user".into(), None)]
+                ),
+                (
+                    WireError {
+                        code: 42,
+                        message: Some("Invalid ip".into())
+                    },
+                    vec![("ip".into(), Some("x.y".into()))]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_quota_responses_are_errors_not_panics() {
+        let bytes = describe_quotas_response_bytes();
+        for cut in 0..bytes.len() - 1 {
+            assert!(
+                describe_client_quotas_response(&bytes[..cut]).is_err(),
+                "cut {cut}"
+            );
+        }
+        assert!(alter_client_quotas_response(&[0, 0, 0, 0, 0x02, 0]).is_err());
     }
 }

@@ -395,3 +395,89 @@ async fn reassignment_over_librdkafkas_connection_on_three_brokers() {
     assert!(err.to_string().contains(&format!("{name}-0")), "{err}");
     admin.delete_topic(&name).await.unwrap();
 }
+
+/// Client quotas (DescribeClientQuotas, AlterClientQuotas: raw requests over librdkafka's
+/// connection): set, read back exactly, change one key and remove another, default entities,
+/// and the broker's words when it refuses.
+#[tokio::test]
+#[ignore = "needs a running Kafka peer: make peers"]
+async fn client_quotas_over_librdkafkas_connection() {
+    use ferry_kafka::quota::{EntityName, QuotaEntity};
+
+    let admin = Admin::connect(&conn()).await.expect(PEERS);
+    let user = unique("quota-user");
+    let entity = QuotaEntity {
+        user: Some(EntityName::Named(user.clone())),
+        client_id: Some(EntityName::Default),
+        ip: None,
+    };
+    assert!(admin.describe_quotas(&entity).await.unwrap().is_empty());
+
+    let set = BTreeMap::from([
+        ("producer_byte_rate".to_string(), 1_048_576.0),
+        ("request_percentage".to_string(), 12.5),
+    ]);
+    admin.alter_quotas(&entity, &set, &[]).await.unwrap();
+    assert_eq!(admin.describe_quotas(&entity).await.unwrap(), set);
+
+    // Strict matching: the user on its own is another entity, with no quotas.
+    let user_alone = QuotaEntity {
+        user: Some(EntityName::Named(user.clone())),
+        ..QuotaEntity::default()
+    };
+    assert!(admin.describe_quotas(&user_alone).await.unwrap().is_empty());
+
+    admin
+        .alter_quotas(
+            &entity,
+            &BTreeMap::from([("producer_byte_rate".to_string(), 2_000_000.0)]),
+            &["request_percentage".to_string()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.describe_quotas(&entity).await.unwrap(),
+        BTreeMap::from([("producer_byte_rate".to_string(), 2_000_000.0)])
+    );
+
+    // A fractional byte rate is refused, in the broker's words, naming the entity.
+    let err = admin
+        .alter_quotas(
+            &entity,
+            &BTreeMap::from([("consumer_byte_rate".to_string(), 1.5)]),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(KafkaErrorCode::InvalidRequest), "{err}");
+    assert!(err.to_string().contains(&user), "{err}");
+
+    // An IP entity: its own key, and the broker refuses a user key on it.
+    let ip = QuotaEntity {
+        ip: Some(EntityName::Named("192.0.2.17".into())),
+        ..QuotaEntity::default()
+    };
+    let err = admin
+        .alter_quotas(
+            &ip,
+            &BTreeMap::from([("producer_byte_rate".to_string(), 100.0)]),
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("producer_byte_rate"), "{err}");
+    let rate = BTreeMap::from([("connection_creation_rate".to_string(), 50.0)]);
+    admin.alter_quotas(&ip, &rate, &[]).await.unwrap();
+    assert_eq!(admin.describe_quotas(&ip).await.unwrap(), rate);
+
+    admin
+        .alter_quotas(&entity, &BTreeMap::new(), &["producer_byte_rate".into()])
+        .await
+        .unwrap();
+    assert!(admin.describe_quotas(&entity).await.unwrap().is_empty());
+    admin
+        .alter_quotas(&ip, &BTreeMap::new(), &["connection_creation_rate".into()])
+        .await
+        .unwrap();
+    assert!(admin.describe_quotas(&ip).await.unwrap().is_empty());
+}
