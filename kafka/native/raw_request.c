@@ -1,7 +1,7 @@
 /*
  * ferry: one Kafka request that librdkafka has no admin API for (AlterPartitionReassignments,
- * ListPartitionReassignments in librdkafka 2.12), sent over librdkafka's own broker
- * connection: its TLS, SASL, ApiVersion negotiation and broker threads. The caller encodes the
+ * ListPartitionReassignments and DescribeLogDirs in librdkafka 2.12), sent over librdkafka's
+ * own broker connection, to the controller or to one broker by node id: its TLS, SASL, ApiVersion negotiation and broker threads. The caller encodes the
  * request body and decodes the response body (kafka/src/protocol.rs); this file only frames,
  * sends and waits. It is compiled against the bundled librdkafka's internal headers and the
  * config.h its configure wrote, so struct layouts match the library it is linked with
@@ -57,13 +57,40 @@ static void ferry_reply_cb(rd_kafka_t *rk,
 }
 
 /*
+ * Broker `node_id` in state UP, waiting (and asking librdkafka to connect, for sparse
+ * connections) until abs_timeout; with a reference the caller releases. NULL on timeout.
+ */
+static rd_kafka_broker_t *ferry_broker_up(rd_kafka_t *rk,
+                                          int32_t node_id,
+                                          rd_ts_t abs_timeout) {
+        while (1) {
+                int version = rd_kafka_brokers_get_state_version(rk);
+                rd_kafka_broker_t *rkb;
+                int remains_ms;
+
+                rd_kafka_rdlock(rk);
+                rkb = rd_kafka_broker_find_by_nodeid0(
+                    rk, node_id, RD_KAFKA_BROKER_STATE_UP, rd_true);
+                rd_kafka_rdunlock(rk);
+                if (rkb)
+                        return rkb;
+
+                remains_ms = rd_timeout_remains(abs_timeout);
+                if (rd_timeout_expired(remains_ms))
+                        return NULL;
+                rd_kafka_brokers_wait_state_change(rk, version, remains_ms);
+        }
+}
+
+/*
  * Sends `body` (without the request's trailing tagged-fields byte, which librdkafka adds to
- * flexible-version requests) as api_key/api_version to the controller, waits at most
- * timeout_ms, and on success hands back the response body (after the response header) in
- * *resp, malloc'ed, to be freed with ferry_raw_free. Returns an rd_kafka_resp_err_t;
- * errstr says why on failure.
+ * flexible-version requests) as api_key/api_version to broker `node_id` (-1: the
+ * controller), waits at most timeout_ms, and on success hands back the response body (after
+ * the response header) in *resp, malloc'ed, to be freed with ferry_raw_free. Returns an
+ * rd_kafka_resp_err_t; errstr says why on failure.
  */
 int ferry_raw_request(rd_kafka_t *rk,
+                      int32_t node_id,
                       int16_t api_key,
                       int16_t api_version,
                       int flexver,
@@ -85,12 +112,20 @@ int ferry_raw_request(rd_kafka_t *rk,
         *resp     = NULL;
         *resp_len = 0;
 
-        rkb = rd_kafka_broker_controller(rk, RD_KAFKA_BROKER_STATE_UP,
-                                         abs_timeout);
+        if (node_id < 0)
+                rkb = rd_kafka_broker_controller(rk, RD_KAFKA_BROKER_STATE_UP,
+                                                 abs_timeout);
+        else
+                rkb = ferry_broker_up(rk, node_id, abs_timeout);
         if (!rkb) {
-                rd_snprintf(errstr, errstr_size,
-                            "no controller broker reachable within %dms",
-                            timeout_ms);
+                if (node_id < 0)
+                        rd_snprintf(errstr, errstr_size,
+                                    "no controller broker reachable within %dms",
+                                    timeout_ms);
+                else
+                        rd_snprintf(errstr, errstr_size,
+                                    "broker %d not reachable within %dms",
+                                    (int)node_id, timeout_ms);
                 return RD_KAFKA_RESP_ERR__TIMED_OUT;
         }
         if (rd_kafka_broker_ApiVersion_supported(rkb, api_key, api_version,

@@ -1,8 +1,9 @@
 //! Direct calls into librdkafka's C API for what rust-rdkafka does not wrap, or wraps without the
 //! broker's error text: DescribeTopics, DescribeCluster, CreateTopics, CreatePartitions,
-//! IncrementalAlterConfigs, DeleteTopics, ListOffsets and ElectLeaders; and, for the two
-//! requests librdkafka has no API for (Alter/ListPartitionReassignments), [`raw_request`], which
-//! sends a body encoded in `protocol` over librdkafka's own broker connection.
+//! IncrementalAlterConfigs, DeleteTopics, ListOffsets and ElectLeaders; and, for the requests
+//! librdkafka has no API for (Alter/ListPartitionReassignments, DescribeLogDirs),
+//! [`raw_request`], which sends a body encoded in `protocol` (or `protocol_logdirs`) over
+//! librdkafka's own broker connection.
 //!
 //! One idiom for all of it:
 //! * every object we create is held by [`Native<T>`], which frees it exactly once, on drop, with
@@ -790,9 +791,11 @@ fn partition_list(
 
 unsafe extern "C" {
     /// `kafka/native/raw_request.c`: frames `body` as request `api_key`/`api_version`, sends it
-    /// to the controller over librdkafka's connection and hands back the response body.
+    /// to broker `node_id` (-1: the controller) over librdkafka's connection and hands back
+    /// the response body.
     fn ferry_raw_request(
         rk: *mut rd::rd_kafka_t,
+        node_id: i32,
         api_key: i16,
         api_version: i16,
         flexver: std::ffi::c_int,
@@ -818,6 +821,20 @@ pub(crate) fn raw_request(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Vec<u8>, NativeError> {
+    raw_request_to(rk, None, api_key, api_version, flexible, body, timeout)
+}
+
+/// [`raw_request`] to one broker by node id (`None`: the controller), for requests each
+/// broker answers for itself, such as DescribeLogDirs.
+pub(crate) fn raw_request_to(
+    rk: Handle<'_>,
+    broker: Option<i32>,
+    api_key: i16,
+    api_version: i16,
+    flexible: bool,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, NativeError> {
     let mut errstr = ErrBuf::new();
     let (mut resp, mut resp_len) = (ptr::null_mut::<c_char>(), 0usize);
     // SAFETY: `rk` is borrowed from a live client; `body` is valid for `body.len()` bytes and
@@ -826,6 +843,7 @@ pub(crate) fn raw_request(
     let err = unsafe {
         ferry_raw_request(
             rk.as_ptr(),
+            broker.unwrap_or(-1),
             api_key,
             api_version,
             flexible.into(),
