@@ -39,8 +39,7 @@ pub(crate) async fn serve(
                 let (code, kind, body) = match path {
                     "/metrics" => {
                         let s = status.lock().map(|s| s.clone()).unwrap_or_default();
-                        metrics.observe(&s);
-                        ("200 OK", CONTENT_TYPE, metrics.encode())
+                        ("200 OK", CONTENT_TYPE, metrics.scrape(&s))
                     }
                     "/status" => {
                         let s = status.lock().map(|s| s.clone()).unwrap_or_default();

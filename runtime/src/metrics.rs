@@ -60,6 +60,8 @@ pub struct Metrics {
     build_info: Family<VersionLabel, Gauge>,
     /// `(run_id, worker_id)` from the first status that names them.
     identity: Mutex<Option<(String, String)>>,
+    /// One scrape at a time: [`Metrics::observe`] rebuilds the lag family.
+    scraping: Mutex<()>,
     records_total: AtomicU64,
     bytes_total: AtomicU64,
 }
@@ -84,6 +86,7 @@ impl Default for Metrics {
             last_status: Gauge::default(),
             build_info,
             identity: Mutex::new(None),
+            scraping: Mutex::new(()),
             records_total: AtomicU64::new(0),
             bytes_total: AtomicU64::new(0),
         }
@@ -143,6 +146,14 @@ impl Metrics {
                 .set(i64::from(s == status.state));
         }
         self.last_status.set(status.updated_at_ms as f64 / 1000.0);
+    }
+
+    /// What /metrics serves: [`Metrics::observe`] the status, then [`Metrics::encode`], with no
+    /// other scrape in between.
+    pub fn scrape(&self, status: &WorkerStatus) -> String {
+        let _one = self.scraping.lock().unwrap_or_else(|e| e.into_inner());
+        self.observe(status);
+        self.encode()
     }
 
     /// The exposition (OpenMetrics text, [`CONTENT_TYPE`]).
