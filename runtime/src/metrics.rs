@@ -137,6 +137,13 @@ impl Metrics {
         self.lag.clear();
         for p in &status.partitions {
             self.set_lag(&p.source_topic, p.partition, p.lag);
+            // The topic's counters exist from 0 before its first commit, so that `rate()` and
+            // `increase()` see the first records too.
+            let topic = TopicLabel {
+                topic: p.source_topic.clone(),
+            };
+            self.records.get_or_create(&topic).inc_by(0);
+            self.bytes.get_or_create(&topic).inc_by(0);
         }
         for s in STATES {
             self.state
@@ -337,6 +344,14 @@ mod tests {
         });
         let text = m.encode();
         assert!(text.contains(id) && !text.contains("w2"), "{text}");
-        assert!(!text.contains("payments"), "{text}");
+        assert!(
+            !text.contains("lag_records{run_id=\"r1\",worker_id=\"w1\",topic=\"payments\""),
+            "{text}"
+        );
+        // A topic the worker took over has its counters from 0 on.
+        assert!(
+            text.contains("ferry_mirror_records_copied_total{run_id=\"r1\",worker_id=\"w1\",topic=\"payments\"} 0"),
+            "{text}"
+        );
     }
 }

@@ -430,3 +430,68 @@ def test_dashboard_only_uses_exported_metrics(run):
         found = run.prom.api(f"label/{label}/values", **{"match[]": selector})
         assert found, f"variable {name}: no {label} values for {selector}"
     assert run.run_id in run.prom.api("label/run_id/values", **{"match[]": "ferry_mirror_build_info"})
+
+
+def test_two_workers_share_partitions_without_double_counting(run):
+    """A second worker joins: Prometheus finds it through the targets file, each partition's lag
+    is reported by exactly one worker (the one owning it now), and the record counters of both
+    workers add up to exactly what was produced."""
+    prom, sel = run.prom, run.sel
+    tmp = Path(run.spec).parent
+    second = start_worker(run.spec, "prom-w2", tmp)
+    try:
+        targets = tmp / "ferry-targets.json"
+
+        def both_listed():
+            assert second.poll() is None, (tmp / "prom-w2.log").read_text()[-3000:]
+            proc = subprocess.run(
+                [sys.executable, str(MONITORING / "ferry_targets.py"), "--spec", str(run.spec), "--out", str(targets),
+                 "--ferry-mirror", str(MIRROR)],
+                capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+            )
+            groups = json.loads(targets.read_text()) if proc.returncode == 0 else []
+            return groups and len(groups[0]["targets"]) == 2
+
+        prom.wait("the second worker in the targets file", both_listed)
+        total = sum(run.topics.values())
+        partitions = {(t, str(p)) for t, n in run.topics.items() for p in range(n)}
+
+        def shared():
+            assigned = prom.by(f"ferry_mirror_assigned_partitions{{{sel}}}", "worker_id")
+            if set(assigned) != {WORKER, "prom-w2"} or sum(assigned.values()) != total or 0 in assigned.values():
+                return None
+            owners = {}
+            for labels, _ in prom.query(f"ferry_mirror_partition_lag_records{{{sel}}}"):
+                owners.setdefault((labels["topic"], labels["partition"]), []).append(labels["worker_id"])
+            if set(owners) != partitions or any(len(w) != 1 for w in owners.values()):
+                return None
+            return assigned, owners
+
+        assigned, owners = prom.wait("the partitions split between two workers, each lag reported once", shared)
+        for worker, count in assigned.items():
+            assert sum(w == [worker] for w in owners.values()) == count, (assigned, owners)
+
+        # More records, copied by both workers: together they count each one once.
+        for topic, partitions_n in run.topics.items():
+            batch = records(topic, partitions_n, run.produced[topic], 200)
+            produce(run.a, topic, batch)
+            run.produced[topic] += len(batch)
+            run.produced_bytes[topic] += size(batch)
+        prom.wait(
+            f"both workers' counters adding up to {run.produced}",
+            lambda: prom.by(f"sum by (topic) (ferry_mirror_records_copied_total{{{sel}}})", "topic") == run.produced
+            and prom.by(f"sum by (topic) (ferry_mirror_partition_lag_records{{{sel}}})", "topic")
+            == {t: 0 for t in run.topics},
+        )
+        assert prom.by(f"sum by (topic) (ferry_mirror_bytes_copied_total{{{sel}}})", "topic") == run.produced_bytes
+        # The dashboard's per-worker view: the new worker committed some of the new records.
+        per_worker = prom.by(f"sum by (worker_id) (ferry_mirror_records_copied_total{{{sel}}})", "worker_id")
+        assert set(per_worker) == {WORKER, "prom-w2"} and per_worker["prom-w2"] > 0, per_worker
+    finally:
+        if second.poll() is None:
+            os.killpg(second.pid, signal.SIGTERM)
+            try:
+                second.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(second.pid, signal.SIGKILL)
+                second.wait(timeout=30)
