@@ -106,6 +106,7 @@ impl tfplugin::Provider for FerryProvider {
             Arc::new(crate::kafka::topic::TopicResource),
             Arc::new(crate::kafka::acl::AclResource),
             Arc::new(crate::kafka::scram_user::ScramUserResource),
+            Arc::new(crate::kafka::quota::QuotaResource),
             Arc::new(crate::mirror::resource::MirrorResource),
             Arc::new(crate::msk::cluster::ClusterResource),
             Arc::new(crate::msk::configuration::ConfigurationResource),

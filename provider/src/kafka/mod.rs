@@ -3,6 +3,7 @@
 pub mod acl;
 pub mod acls_data_source;
 pub mod connection;
+pub mod quota;
 pub mod reads;
 pub mod reassign;
 pub mod scram_user;
