@@ -5,6 +5,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 
 import pytest
@@ -155,3 +156,45 @@ def test_status_of_an_unreachable_target_says_so(tmp_path):
     proc = mirror("status", "--spec", str(spec), check=False, timeout=120)
     assert proc.returncode == 1
     assert "could not reach Kafka at 127.0.0.1:2" in proc.stderr, proc.stderr
+
+
+def test_verify_reads_hundreds_of_group_partitions_in_batches(clusters, tmp_path):
+    """verify at 300 group-partitions (5 groups x 60 partitions, at the start, inside, and at the
+    end of the partitions) finds the one planted wrong translation and nothing else; its time is
+    printed. FERRY_MIRROR_VERIFY_COMPARE=<another ferry-mirror> also times that binary's verify
+    on the same run (for before/after figures)."""
+    a, b = clusters
+    topic = unique("verify-wide")
+    partitions = 60
+    create_topic(a, topic, partitions)
+    produce(a, topic, records(partitions * 50, partitions))
+    rnd = random.Random(11)
+    groups = {
+        "vw-g0": {p: 0 for p in range(partitions)},
+        "vw-g1": {p: rnd.randrange(1, 50) for p in range(partitions)},
+        "vw-g2": {p: 50 for p in range(partitions)},
+        "vw-g3": {p: rnd.randrange(1, 50) for p in range(partitions)},
+        "vw-g4": {p: rnd.choice([0, 25, 49, 50]) for p in range(partitions)},
+    }
+    for g, offsets in groups.items():
+        commit_group(a, g, topic, offsets)
+    spec = write_spec(tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic]}, consumer_groups_regex="vw-g.*")
+    report = json.loads(mirror("run", "--spec", str(spec), timeout=600).stdout)
+    assert {g["state"] for g in report["groups"]} == {"translated"}, report["groups"]
+    translated = committed(b, "vw-g1", topic, partitions)
+    commit_group(b, "vw-g1", topic, {7: translated[7] + 1})  # one record too far
+    started = time.monotonic()
+    proc = mirror("verify", "--spec", str(spec), "--json", check=False, timeout=900)
+    elapsed = time.monotonic() - started
+    rows = json.loads(proc.stdout)
+    print(f"verify of {len(rows)} group-partitions: {elapsed:.1f}s")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert len(rows) == 5 * partitions
+    bad = [(r["group"], r["partition"], r["outcome"]["kind"]) for r in rows if r["result"] != "ok"]
+    assert bad == [("vw-g1", 7, "record_differs")], bad
+    other = os.environ.get("FERRY_MIRROR_VERIFY_COMPARE")
+    if other:
+        started = time.monotonic()
+        subprocess.run([other, "verify", "--spec", str(spec), "--json"], capture_output=True, timeout=3600)
+        print(f"verify of {len(rows)} group-partitions by {other}: {time.monotonic() - started:.1f}s")
+
