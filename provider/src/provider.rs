@@ -110,6 +110,7 @@ impl tfplugin::Provider for FerryProvider {
             Arc::new(crate::mirror::resource::MirrorResource),
             Arc::new(crate::msk::cluster::ClusterResource),
             Arc::new(crate::msk::configuration::ConfigurationResource),
+            Arc::new(crate::msk::serverless::ServerlessClusterResource),
         ]
     }
 

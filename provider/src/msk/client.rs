@@ -145,7 +145,8 @@ pub async fn connect(settings: &Tf<AwsModel>) -> Msk {
         loader = loader.profile_name(profile);
     }
     let base = loader.load().await;
-    let mut config = aws_sdk_kafka::config::Builder::from(&base);
+    let mut config = aws_sdk_kafka::config::Builder::from(&base)
+        .http_client(super::timestamps::LenientTimestamps::default_https());
     if let Some(role) = s.assume_role.known()
         && let Some(arn) = role.role_arn.known()
     {

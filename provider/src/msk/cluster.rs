@@ -370,7 +370,15 @@ pub async fn update<D>(
     };
     let ok = run_updates(&mut chain, &prior, &planned, diags).await;
     // Tags carry no cluster version.
-    let ok = ok && update_tags(msk, &arn, &prior, &planned, diags).await;
+    let ok = ok
+        && update_tags(
+            msk,
+            &arn,
+            &prior.tags.or(Default::default()),
+            &planned.tags.or(Default::default()),
+            diags,
+        )
+        .await;
     // The state is what AWS now says: after a failed step, the steps before it stay applied.
     let base = if ok { planned } else { prior };
     let info = match msk
@@ -653,15 +661,15 @@ async fn run_updates<D>(
     true
 }
 
-async fn update_tags(
+/// TagResource / UntagResource for the difference between two tag maps (shared with
+/// ferry_msk_serverless_cluster).
+pub async fn update_tags(
     msk: &Msk,
     arn: &str,
-    prior: &ClusterModel,
-    planned: &ClusterModel,
+    before: &std::collections::BTreeMap<String, String>,
+    after: &std::collections::BTreeMap<String, String>,
     diags: &mut Diagnostics,
 ) -> bool {
-    let before = prior.tags.or(Default::default());
-    let after = planned.tags.or(Default::default());
     let removed: Vec<String> = before
         .keys()
         .filter(|k| !after.contains_key(*k))

@@ -6,6 +6,8 @@ pub mod cluster;
 pub mod cluster_model;
 pub mod configuration;
 pub mod data_sources;
+pub mod serverless;
+pub mod timestamps;
 
 /// A value of an optional attribute or block as read back from AWS: kept null when the
 /// configuration (prior state) does not manage it, so AWS defaults never show as drift;
