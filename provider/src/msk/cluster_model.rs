@@ -762,8 +762,11 @@ pub fn from_info(prior: &ClusterModel, info: &ClusterInfo, importing: bool) -> C
         client_authentication: pick(
             &prior.client_authentication,
             importing,
-            info.client_authentication()
-                .map(|a| from_client_auth(&prior_auth, a, importing)),
+            unless_empty(
+                importing,
+                info.client_authentication()
+                    .map(|a| from_client_auth(&prior_auth, a, importing)),
+            ),
         ),
         configuration_info: pick(&prior.configuration_info, importing, configuration),
         open_monitoring: pick(
@@ -775,13 +778,22 @@ pub fn from_info(prior: &ClusterModel, info: &ClusterInfo, importing: bool) -> C
         logging_info: pick(
             &prior.logging_info,
             importing,
-            info.logging_info()
-                .map(|l| from_logging(&prior_log, l, importing)),
+            unless_empty(
+                importing,
+                info.logging_info()
+                    .map(|l| from_logging(&prior_log, l, importing)),
+            ),
         ),
         timeouts: prior.timeouts.clone(),
         // Bootstrap strings come from GetBootstrapBrokers.
         ..prior.clone()
     }
+}
+
+/// On import, a block AWS reports with nothing in it (`"clientAuthentication": {}`) is not
+/// adopted: the configuration that matches such a cluster has no such block.
+fn unless_empty<T: Default + PartialEq>(importing: bool, v: Option<T>) -> Option<T> {
+    v.filter(|x| !importing || *x != T::default())
 }
 
 pub fn set_bootstrap(m: &mut ClusterModel, out: &GetBootstrapBrokersOutput) {
@@ -962,33 +974,36 @@ fn from_logging(prior: &LoggingModel, l: &t::LoggingInfo, importing: bool) -> Lo
         broker_logs: pick(
             &prior.broker_logs,
             importing,
-            l.broker_logs().map(|bl| BrokerLogsModel {
-                cloudwatch_logs: pick(
-                    &prior_b.cloudwatch_logs,
-                    importing,
-                    bl.cloud_watch_logs().map(|c| CloudwatchModel {
-                        enabled: c.enabled().into(),
-                        log_group: c.log_group().map(str::to_string).into(),
-                    }),
-                ),
-                firehose: pick(
-                    &prior_b.firehose,
-                    importing,
-                    bl.firehose().map(|c| FirehoseModel {
-                        enabled: c.enabled().into(),
-                        delivery_stream: c.delivery_stream().map(str::to_string).into(),
-                    }),
-                ),
-                s3: pick(
-                    &prior_b.s3,
-                    importing,
-                    bl.s3().map(|c| S3Model {
-                        enabled: c.enabled().into(),
-                        bucket: c.bucket().map(str::to_string).into(),
-                        prefix: c.prefix().map(str::to_string).into(),
-                    }),
-                ),
-            }),
+            unless_empty(
+                importing,
+                l.broker_logs().map(|bl| BrokerLogsModel {
+                    cloudwatch_logs: pick(
+                        &prior_b.cloudwatch_logs,
+                        importing,
+                        bl.cloud_watch_logs().map(|c| CloudwatchModel {
+                            enabled: c.enabled().into(),
+                            log_group: c.log_group().map(str::to_string).into(),
+                        }),
+                    ),
+                    firehose: pick(
+                        &prior_b.firehose,
+                        importing,
+                        bl.firehose().map(|c| FirehoseModel {
+                            enabled: c.enabled().into(),
+                            delivery_stream: c.delivery_stream().map(str::to_string).into(),
+                        }),
+                    ),
+                    s3: pick(
+                        &prior_b.s3,
+                        importing,
+                        bl.s3().map(|c| S3Model {
+                            enabled: c.enabled().into(),
+                            bucket: c.bucket().map(str::to_string).into(),
+                            prefix: c.prefix().map(str::to_string).into(),
+                        }),
+                    ),
+                }),
+            ),
         ),
     }
 }

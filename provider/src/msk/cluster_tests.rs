@@ -625,3 +625,46 @@ pub fn ferry_ctx() -> Ctx<FerryData> {
         Intent::Normal,
     )
 }
+
+#[tokio::test]
+async fn import_leaves_out_blocks_aws_reports_empty() {
+    let found = mock!(Client::describe_cluster).then_output(|| {
+        let mut i = info(ClusterState::Active, "v1");
+        i.client_authentication =
+            Some(aws_sdk_kafka::types::ClientAuthentication::builder().build());
+        i.logging_info = Some(
+            aws_sdk_kafka::types::LoggingInfo::builder()
+                .broker_logs(aws_sdk_kafka::types::BrokerLogs::builder().build())
+                .build(),
+        );
+        DescribeClusterOutput::builder().cluster_info(i).build()
+    });
+    let brokers = bootstrap();
+    let first = msk(&[&found, &brokers]);
+    let mut d = Diagnostics::default();
+    let imported = ClusterResource
+        .import(&ferry_ctx(), ARN, &mut d)
+        .await
+        .unwrap();
+    let state = read(&first, imported, &mut d).await.unwrap();
+    assert!(!d.has_errors(), "{:?}", summaries(&d));
+    assert_eq!(state.client_authentication, Tf::Null);
+    assert_eq!(state.logging_info, Tf::Null);
+
+    // A configured block is kept even when AWS reports it empty.
+    let found = mock!(Client::describe_cluster).then_output(|| {
+        let mut i = info(ClusterState::Active, "v1");
+        i.client_authentication =
+            Some(aws_sdk_kafka::types::ClientAuthentication::builder().build());
+        DescribeClusterOutput::builder().cluster_info(i).build()
+    });
+    let brokers = bootstrap();
+    let second = msk(&[&found, &brokers]);
+    let mut p = prior();
+    p.client_authentication = Tf::Known(ClientAuthModel::default());
+    let state = read(&second, p, &mut d).await.unwrap();
+    assert_eq!(
+        state.client_authentication,
+        Tf::Known(ClientAuthModel::default())
+    );
+}
