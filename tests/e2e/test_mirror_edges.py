@@ -9,10 +9,10 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from conftest import peer
+from conftest import Kafka, peer
 from mirror_util import (
     MIRROR,
     commit_group,
@@ -198,3 +198,60 @@ def test_verify_reads_hundreds_of_group_partitions_in_batches(clusters, tmp_path
         subprocess.run([other, "verify", "--spec", str(spec), "--json"], capture_output=True, timeout=3600)
         print(f"verify of {len(rows)} group-partitions by {other}: {time.monotonic() - started:.1f}s")
 
+def test_a_partition_compacted_to_nothing_counts_as_caught_up(clusters, tmp_path):
+    """A compacted partition where every key ends in a tombstone and the log cleaner removed
+    the records and then the tombstones: offsets 0..end, nothing readable. The segments are
+    rolled by aborted transactions (a plain record would stay readable in the active segment),
+    so what is left besides the holes is aborted data and transaction markers, which a
+    read_committed reader passes too. The run completes, copies nothing from it, and a group
+    committed inside it translates to the target's (empty) start."""
+    a, b = clusters
+    topic, full = unique("compacted-empty"), unique("full")
+    create_topic(a, topic, 1, {
+        "cleanup.policy": "compact", "segment.ms": "100", "min.cleanable.dirty.ratio": "0.001",
+        "min.compaction.lag.ms": "0", "delete.retention.ms": "0", "max.compaction.lag.ms": "1000",
+    })
+    keys = [f"k{i}".encode() for i in range(20)]
+    for round_ in range(5):
+        produce(a, topic, [(0, k, f"v{round_}".encode() * 50, None, None) for k in keys])
+    produce(a, topic, [(0, k, None, None, None) for k in keys])
+    create_topic(a, full, 1)
+    produce(a, full, records(100, 1))
+
+    ticker = Producer({"bootstrap.servers": a, "transactional.id": f"{topic}-tick"})
+    ticker.init_transactions(30)
+
+    def tick():
+        # Rolls the segment holding the tombstones, and leaves nothing a read_committed reader
+        # sees: the record is written (flushed) before its transaction is aborted.
+        time.sleep(0.3)
+        ticker.begin_transaction()
+        ticker.produce(topic, key=b"tick", value=b"t", partition=0)
+        assert ticker.flush(30) == 0
+        ticker.abort_transaction(30)
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        tick()
+        if read_partition(a, topic, 0) == []:
+            break
+        time.sleep(2)
+    assert read_partition(a, topic, 0) == [], f"the log cleaner did not remove every record of {topic} within 180 s"
+    low, end = watermarks(a, topic, 0)
+    assert end > low, (low, end)
+    print(f"{topic}: offsets {low}..{end}, nothing readable")
+    # Freeze it: nothing more to clean on the source while it is copied.
+    Kafka(a).set_config(topic, "cleanup.policy", "delete")
+    commit_group(a, "cnothing-g", topic, {0: end // 2})
+    commit_group(a, "cnothing-g", full, {0: 40})
+    spec = write_spec(
+        tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic, full]}, consumer_groups_regex="cnothing-g",
+    )
+    run = mirror("run", "--spec", str(spec), timeout=300)
+    report = json.loads(run.stdout)
+    assert report["records_copied"] == 100, report
+    assert [g["state"] for g in report["groups"]] == ["translated"], report["groups"]
+    assert read_partition(b, topic, 0) == []
+    assert contents(read_partition(b, full, 0)) == contents(read_partition(a, full, 0))
+    assert committed(b, "cnothing-g", topic, 1) == {0: 0}
+    assert "0 mismatch(es)" in mirror("verify", "--spec", str(spec)).stdout
