@@ -17,7 +17,8 @@ use thiserror::Error;
 
 /// The newest spec version this crate reads and writes.
 /// 2: `http_listen` may be any address (1 required loopback).
-pub const SPEC_VERSION: u32 = 2;
+/// 3: `target_may_hold_records`.
+pub const SPEC_VERSION: u32 = 3;
 /// The oldest spec version this crate still reads.
 pub const MIN_SPEC_VERSION: u32 = 1;
 
@@ -79,6 +80,15 @@ pub struct Spec {
     /// Version 2 and later: any address, e.g. "0.0.0.0:9464" so a pod can be scraped.
     #[serde(default = "default_http_listen")]
     pub http_listen: String,
+    /// Copy into target topics that already hold records, after them. False (the default):
+    /// a target topic holding records this run did not copy is refused. Version 3 and later;
+    /// left out while false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub target_may_hold_records: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_true() -> bool {
@@ -289,7 +299,9 @@ impl Spec {
     /// The lowest version that expresses this spec; writers use it so that workers of older
     /// releases can read what they can.
     pub fn lowest_version(&self) -> u32 {
-        if listen_is_loopback(&self.http_listen) {
+        if self.target_may_hold_records {
+            3
+        } else if listen_is_loopback(&self.http_listen) {
             1
         } else {
             2
@@ -365,15 +377,23 @@ impl Spec {
                 ),
             ));
         }
-        if self.version < self.lowest_version() {
+        if !listen_is_loopback(&self.http_listen) && self.version < 2 {
             return Err(SpecError::new(
                 "http_listen",
                 format!(
                     "{:?} is not a loopback address, which spec version {} requires; set \
-                     `version` to {} (the workers must read it)",
-                    self.http_listen,
-                    self.version,
-                    self.lowest_version(),
+                     `version` to 2 (the workers must read it)",
+                    self.http_listen, self.version,
+                ),
+            ));
+        }
+        if self.target_may_hold_records && self.version < 3 {
+            return Err(SpecError::new(
+                "target_may_hold_records",
+                format!(
+                    "needs spec version 3 (this document is version {}); set `version` to 3 \
+                     (the workers must read it)",
+                    self.version
                 ),
             ));
         }
@@ -673,6 +693,26 @@ mod tests {
     #[test]
     fn a_document_written_today_round_trips() {
         let spec = parse(&minimal()).unwrap();
+        let text = serde_json::to_string(&spec).unwrap();
+        assert_eq!(Spec::parse(&text).unwrap(), spec);
+    }
+
+    #[test]
+    fn target_may_hold_records_is_left_out_while_false_and_needs_version_3() {
+        let spec = parse(&minimal()).unwrap();
+        assert!(!spec.target_may_hold_records);
+        let written = serde_json::to_value(&spec).unwrap();
+        assert!(written.get("target_may_hold_records").is_none());
+
+        let mut v = minimal();
+        v["target_may_hold_records"] = serde_json::json!(true);
+        let e = parse(&v).unwrap_err();
+        assert_eq!(e.field, "target_may_hold_records");
+        assert!(e.message.contains("set `version` to 3"), "{e}");
+        v["version"] = serde_json::json!(3);
+        let spec = parse(&v).unwrap();
+        assert!(spec.target_may_hold_records);
+        assert_eq!(spec.lowest_version(), 3);
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(Spec::parse(&text).unwrap(), spec);
     }

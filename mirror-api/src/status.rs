@@ -27,6 +27,28 @@ pub fn worker_key(worker_id: &str) -> String {
     format!("{WORKER_KEY_PREFIX}{worker_id}")
 }
 
+/// Prefix of the key recording that the run took a target topic on (see [`TargetTopic`]).
+pub const TARGET_KEY_PREFIX: &str = "target/";
+
+/// The status-topic key of one target topic's check.
+pub fn target_key(target_topic: &str) -> String {
+    format!("{TARGET_KEY_PREFIX}{target_topic}")
+}
+
+/// Written once per target topic before the run copies anything into it: what the topic held
+/// then. A topic with such a record is the run's own, so later workers and restarts do not
+/// mistake the run's copies for records someone else wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TargetTopic {
+    pub target_topic: String,
+    /// Records the topic held that the run did not copy (counted by offsets, per partition
+    /// from the log start to the last stable offset). Above zero only when the spec allows
+    /// `target_may_hold_records`: the copy is appended after them.
+    pub records_before: u64,
+    pub checked_at_ms: i64,
+}
+
 /// What one worker reports about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,6 +197,9 @@ pub struct RunStatus {
     pub eta_seconds: Option<f64>,
     pub groups: Vec<GroupResult>,
     pub report: Option<FinalReport>,
+    /// Target topics that held records before the run copied into them
+    /// (`target_may_hold_records`): their copies come after those records.
+    pub appended_to: Vec<TargetTopic>,
 }
 
 /// One selected source partition's end offset, as `ferry-mirror end-offsets --json` lists it.
@@ -204,6 +229,11 @@ impl RunStatus {
                 status.groups = serde_json::from_str(value).unwrap_or_default();
             } else if key == REPORT_KEY {
                 status.report = serde_json::from_str(value).ok();
+            } else if key.starts_with(TARGET_KEY_PREFIX)
+                && let Ok(t) = serde_json::from_str::<TargetTopic>(value)
+                && t.records_before > 0
+            {
+                status.appended_to.push(t);
             }
         }
         let live: Vec<&WorkerStatus> = status
@@ -347,6 +377,30 @@ mod tests {
         ]);
         let s = RunStatus::from_records("r", records, NOW);
         assert_eq!((s.records_copied, s.bytes_copied), (120, 1200));
+    }
+
+    #[test]
+    fn target_topics_that_held_records_are_listed() {
+        let check = |topic: &str, before: u64| {
+            (
+                target_key(topic),
+                serde_json::to_string(&TargetTopic {
+                    target_topic: topic.into(),
+                    records_before: before,
+                    checked_at_ms: NOW,
+                })
+                .unwrap(),
+            )
+        };
+        let s = RunStatus::from_records(
+            "r",
+            BTreeMap::from([check("fresh", 0), check("shared", 1200)]),
+            NOW,
+        );
+        assert_eq!(s.appended_to.len(), 1);
+        assert_eq!(s.appended_to[0].target_topic, "shared");
+        assert_eq!(s.appended_to[0].records_before, 1200);
+        assert_eq!(s.state, RunState::Provisioning, "a check is not a worker");
     }
 
     #[test]

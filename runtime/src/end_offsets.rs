@@ -1,6 +1,6 @@
-//! Source end offsets of many partitions at once: one ListOffsets round per leader broker
-//! (`offsets_for_times` with the "latest" timestamp) instead of one watermark query per
-//! partition, which is what thousands of partitions need.
+//! End (and start) offsets of many partitions at once: one ListOffsets round per leader broker
+//! (`offsets_for_times` with the "latest" or "earliest" timestamp) instead of one watermark
+//! query per partition, which is what thousands of partitions need.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,10 +26,33 @@ pub(crate) fn end_offsets<C: ConsumerContext>(
     Ok(found)
 }
 
+/// Log start offsets of `partitions` (the first offset still held), within `timeout`.
+pub(crate) fn start_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[PartitionKey],
+    timeout: Duration,
+) -> Result<HashMap<PartitionKey, i64>> {
+    let (found, errors) = list_offsets(consumer, partitions, Offset::Beginning, timeout)?;
+    if let Some(first) = errors.first() {
+        bail!("{first} (and {} more)", errors.len() - 1);
+    }
+    Ok(found)
+}
+
 /// The end offsets that could be read, and what went wrong with the others.
 pub(crate) fn some_end_offsets<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     partitions: &[PartitionKey],
+    timeout: Duration,
+) -> Result<(HashMap<PartitionKey, i64>, Vec<String>)> {
+    list_offsets(consumer, partitions, Offset::End, timeout)
+}
+
+/// One ListOffsets round: `at` is `Offset::End` (latest) or `Offset::Beginning` (earliest).
+fn list_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[PartitionKey],
+    at: Offset,
     timeout: Duration,
 ) -> Result<(HashMap<PartitionKey, i64>, Vec<String>)> {
     if partitions.is_empty() {
@@ -37,12 +60,12 @@ pub(crate) fn some_end_offsets<C: ConsumerContext>(
     }
     let mut request = TopicPartitionList::new();
     for (topic, partition) in partitions {
-        // Offset::End is the ListOffsets timestamp -1: the latest offset.
-        request.add_partition_offset(topic, *partition, Offset::End)?;
+        // Offset::End is the ListOffsets timestamp -1 (latest), Offset::Beginning -2 (earliest).
+        request.add_partition_offset(topic, *partition, at)?;
     }
     let answer = consumer
         .offsets_for_times(request, timeout)
-        .context("listing end offsets")?;
+        .context("listing offsets")?;
     let mut found = HashMap::with_capacity(partitions.len());
     let mut errors = Vec::new();
     for e in answer.elements() {
@@ -51,9 +74,9 @@ pub(crate) fn some_end_offsets<C: ConsumerContext>(
             (Ok(()), Offset::Offset(n)) => {
                 found.insert(key, n);
             }
-            (Err(err), _) => errors.push(format!("end offset of {}[{}]: {err}", key.0, key.1)),
+            (Err(err), _) => errors.push(format!("offset of {}[{}]: {err}", key.0, key.1)),
             (Ok(()), other) => errors.push(format!(
-                "end offset of {}[{}]: the broker answered {other:?}",
+                "offset of {}[{}]: the broker answered {other:?}",
                 key.0, key.1
             )),
         }

@@ -13,7 +13,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use ferry_mirror_api::GroupResult;
 use ferry_mirror_api::now_ms;
-use ferry_mirror_api::status::{FinalReport, GROUPS_KEY, PartitionStatus, REPORT_KEY, RunStatus};
+use ferry_mirror_api::status::{
+    FinalReport, GROUPS_KEY, PartitionStatus, REPORT_KEY, RunStatus, TARGET_KEY_PREFIX,
+    TargetTopic, target_key,
+};
 
 /// Reads the whole status topic (it is compacted and small) and folds it into a [`RunStatus`].
 pub(crate) fn read(
@@ -22,6 +25,16 @@ pub(crate) fn read(
     run_id: &str,
     timeout: Duration,
 ) -> Result<RunStatus> {
+    let records = read_records(reader, topic, timeout)?;
+    Ok(RunStatus::from_records(run_id, records, now_ms()))
+}
+
+/// The latest value of every key of the status topic (tombstoned keys left out).
+pub(crate) fn read_records(
+    reader: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<BTreeMap<String, String>> {
     let (_, high) = reader
         .fetch_watermarks(topic, 0, timeout)
         .with_context(|| format!("reading {topic} on the target (does the run exist?)"))?;
@@ -56,7 +69,33 @@ pub(crate) fn read(
             None => {}
         }
     }
-    Ok(RunStatus::from_records(run_id, records, now_ms()))
+    Ok(records)
+}
+
+/// The target topics the run has taken on, as recorded by [`write_target_checks`].
+pub(crate) fn target_checks(records: &BTreeMap<String, String>) -> BTreeMap<String, TargetTopic> {
+    records
+        .iter()
+        .filter(|(k, _)| k.starts_with(TARGET_KEY_PREFIX))
+        .filter_map(|(_, v)| serde_json::from_str::<TargetTopic>(v).ok())
+        .map(|t| (t.target_topic.clone(), t))
+        .collect()
+}
+
+/// Records that the run took these target topics on (and what they held then), before
+/// anything is copied into them.
+pub(crate) fn write_target_checks(
+    producer: &BaseProducer,
+    topic: &str,
+    checks: &[TargetTopic],
+    timeout: Duration,
+) -> Result<()> {
+    let keys: Vec<String> = checks.iter().map(|c| target_key(&c.target_topic)).collect();
+    let mut records = Vec::with_capacity(checks.len());
+    for (key, check) in keys.iter().zip(checks) {
+        records.push((key.as_str(), Some(serde_json::to_vec(check)?)));
+    }
+    write(producer, topic, &records, timeout).context("recording the target topics")
 }
 
 /// Writes records to partition 0 of the status topic (`None` = tombstone) and waits for them.
@@ -169,6 +208,13 @@ pub(crate) fn render(s: &RunStatus) -> String {
                 p.source_topic, p.partition, p.copied_up_to, p.end_offset, p.lag
             ));
         }
+    }
+    for t in &s.appended_to {
+        out.push_str(&format!(
+            "WARNING: target topic {} held {} records before this run; the copy is appended after \
+             them (target_may_hold_records)\n",
+            t.target_topic, t.records_before
+        ));
     }
     for g in &s.groups {
         out.push_str(&format!("group {}: {}\n", g.group, g.state));

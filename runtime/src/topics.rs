@@ -1,12 +1,20 @@
 //! Which source topics the run copies, and their target topics, created to match.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use ferry_kafka::{Admin, NewTopic};
+use ferry_kafka::{Admin, ConnectionConfig, NewTopic};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::BaseProducer;
 
+use crate::clients;
+use crate::end_offsets::{end_offsets, start_offsets};
+use crate::progress::{self, PartitionKey};
+use crate::status;
+use ferry_mirror_api::now_ms;
 use ferry_mirror_api::spec::Spec;
+use ferry_mirror_api::status::TargetTopic;
 
 /// Topic configs that describe the source cluster's operations rather than the data, and are
 /// not copied.
@@ -55,7 +63,8 @@ pub(crate) async fn selected(spec: &Spec, source: &Admin) -> Result<Vec<TopicPai
     Ok(pairs)
 }
 
-/// Creates missing target topics like their sources, and the run's internal topics.
+/// Creates missing target topics like their sources, and the run's internal topics; refuses
+/// target topics holding records the run did not copy, unless the spec allows appending.
 pub(crate) async fn prepare_target(
     spec: &Spec,
     source: &Admin,
@@ -63,6 +72,20 @@ pub(crate) async fn prepare_target(
     pairs: &[TopicPair],
 ) -> Result<()> {
     let brokers = target.broker_count().await? as i32;
+    // Internal topics first: the status topic records which target topics the run took on.
+    let internal_rf = spec.replication_factor.unwrap_or(brokers.min(3));
+    for name in [spec.offsets_topic(), spec.status_topic()] {
+        if target.describe_topic(&name).await?.is_none() {
+            let topic = NewTopic {
+                name,
+                partitions: 1,
+                replication_factor: Some(internal_rf),
+                config: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
+            };
+            create(target, &topic).await?;
+        }
+    }
+    let mut existing = Vec::new();
     for pair in pairs {
         match target.describe_topic(&pair.target).await? {
             Some(existing) if existing.partitions < pair.partitions => bail!(
@@ -73,7 +96,7 @@ pub(crate) async fn prepare_target(
                 pair.source,
                 pair.partitions
             ),
-            Some(_) => {}
+            Some(_) => existing.push(pair.clone()),
             None => {
                 let described = source
                     .describe_topic(&pair.source)
@@ -100,19 +123,139 @@ pub(crate) async fn prepare_target(
             }
         }
     }
-    let internal_rf = spec.replication_factor.unwrap_or(brokers.min(3));
-    for name in [spec.offsets_topic(), spec.status_topic()] {
-        if target.describe_topic(&name).await?.is_none() {
-            let topic = NewTopic {
-                name,
-                partitions: 1,
-                replication_factor: Some(internal_rf),
-                config: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
-            };
-            create(target, &topic).await?;
+    let target_conn = crate::connect::connection(&spec.target, "target")?;
+    let (spec, pairs) = (spec.clone(), pairs.to_vec());
+    tokio::task::spawn_blocking(move || check_target_topics(&spec, &target_conn, &pairs, &existing))
+        .await
+        .context("checking the target topics failed")?
+}
+
+/// Bound for the reads of the target-topic check.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Before the run copies into a target topic it records, once, that it took the topic on; a
+/// topic that existed before and holds committed records the run did not copy is refused
+/// unless the spec allows appending (then the record says how many it held, and every worker
+/// says so loudly). Records of the run itself are recognised by that record, or, for a run
+/// started by an older release, by its committed progress on the partition.
+fn check_target_topics(
+    spec: &Spec,
+    target: &ConnectionConfig,
+    pairs: &[TopicPair],
+    existing: &[TopicPair],
+) -> Result<()> {
+    let reader: BaseConsumer =
+        clients::reader_config(target, &format!("{}.status", spec.worker_group())).create()?;
+    let records = status::read_records(&reader, &spec.status_topic(), CHECK_TIMEOUT)?;
+    let checked = status::target_checks(&records);
+    let unchecked: Vec<&TopicPair> = pairs
+        .iter()
+        .filter(|p| !checked.contains_key(&p.target))
+        .collect();
+    let to_inspect: Vec<&TopicPair> = existing
+        .iter()
+        .filter(|p| !checked.contains_key(&p.target))
+        .collect();
+    let held = foreign_records(spec, target, &to_inspect)?;
+    let refused: Vec<(&String, &u64)> = held.iter().filter(|(_, n)| **n > 0).collect();
+    if !refused.is_empty() && !spec.target_may_hold_records {
+        let listed: Vec<String> = refused
+            .iter()
+            .take(10)
+            .map(|(t, n)| format!("{t} ({n} records)"))
+            .collect();
+        bail!(
+            "target topic{} {}{} already hold{} records this run did not copy; a copy into a \
+             non-empty topic would mix them with the source's records. Empty or delete the topic, \
+             copy to other names (topic_name_prefix), or set target_may_hold_records = true to \
+             append the copy after them",
+            if refused.len() == 1 { "" } else { "s" },
+            listed.join(", "),
+            if refused.len() > 10 {
+                format!(" and {} more", refused.len() - 10)
+            } else {
+                String::new()
+            },
+            if refused.len() == 1 { "s" } else { "" },
+        );
+    }
+    let checks: Vec<TargetTopic> = unchecked
+        .iter()
+        .map(|p| TargetTopic {
+            target_topic: p.target.clone(),
+            records_before: held.get(&p.target).copied().unwrap_or(0),
+            checked_at_ms: now_ms(),
+        })
+        .collect();
+    if !checks.is_empty() {
+        let producer: BaseProducer =
+            clients::target_producer_config(spec, target, None).create()?;
+        status::write_target_checks(&producer, &spec.status_topic(), &checks, CHECK_TIMEOUT)?;
+    }
+    for t in checked.values().chain(&checks) {
+        if t.records_before > 0 {
+            tracing::warn!(
+                topic = %t.target_topic,
+                records_before = t.records_before,
+                "TARGET TOPIC HELD RECORDS BEFORE THIS RUN: the copy is appended after {} records \
+                 this run did not copy (target_may_hold_records = true)",
+                t.records_before
+            );
         }
     }
     Ok(())
+}
+
+/// Per target topic, how many committed records it holds that the run did not copy, counted
+/// by offsets (log start to last stable offset) over the partitions that have any. Partitions
+/// with the run's progress are the run's own. A partition with offsets but no committed
+/// record (only aborted transactions of a killed worker, say) holds nothing.
+fn foreign_records(
+    spec: &Spec,
+    target: &ConnectionConfig,
+    topics: &[&TopicPair],
+) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    if topics.is_empty() {
+        return Ok(out);
+    }
+    let keys: Vec<PartitionKey> = topics
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i)))
+        .collect();
+    let reader: BaseConsumer =
+        clients::reader_config(target, &format!("{}.check", spec.worker_group())).create()?;
+    let starts = start_offsets(&reader, &keys, CHECK_TIMEOUT)
+        .context("listing the target topics' start offsets")?;
+    let ends = end_offsets(&reader, &keys, CHECK_TIMEOUT)
+        .context("listing the target topics' end offsets")?;
+    let with_offsets: Vec<&PartitionKey> = keys.iter().filter(|k| ends[*k] > starts[*k]).collect();
+    if with_offsets.is_empty() {
+        return Ok(out);
+    }
+    let progress_reader: BaseConsumer =
+        clients::reader_config(target, &spec.progress_group()).create()?;
+    let owned: Vec<PartitionKey> = with_offsets.iter().map(|k| (*k).clone()).collect();
+    let progress = progress::read(&progress_reader, &owned, CHECK_TIMEOUT)?;
+    let lookups: BTreeSet<(String, i32, i64)> = with_offsets
+        .iter()
+        .filter(|k| progress.get(*k).is_none_or(|p| p.next_source.is_none()))
+        .map(|(t, p)| (t.clone(), *p, starts[&(t.clone(), *p)]))
+        .collect();
+    let found = crate::verify::first_records(
+        target,
+        &format!("{}.check", spec.worker_group()),
+        &lookups,
+        CHECK_TIMEOUT,
+    )?;
+    for (lookup, first) in &found {
+        if first.is_some() {
+            let (topic, partition, start) = lookup;
+            let end = ends[&(topic.clone(), *partition)];
+            *out.entry(topic.clone()).or_insert(0) += (end - start) as u64;
+        }
+    }
+    Ok(out)
 }
 
 async fn create(target: &Admin, topic: &NewTopic) -> Result<()> {

@@ -255,3 +255,60 @@ def test_a_partition_compacted_to_nothing_counts_as_caught_up(clusters, tmp_path
     assert contents(read_partition(b, full, 0)) == contents(read_partition(a, full, 0))
     assert committed(b, "cnothing-g", topic, 1) == {0: 0}
     assert "0 mismatch(es)" in mirror("verify", "--spec", str(spec)).stdout
+
+def test_target_topic_holding_records_is_refused_unless_appending_is_allowed(clusters, tmp_path):
+    """A target topic with records the run did not copy stops the run with the topic and its
+    record count named; target_may_hold_records appends after them and says so in the log and
+    the status. The run's own copies never count as someone else's: a restarted run, and one
+    started before runs recorded their target topics (its record withdrawn here), go on."""
+    a, b = clusters
+    topic = unique("held")
+    create_topic(a, topic, 3)
+    produce(a, topic, records(600, 3))
+    create_topic(b, topic, 3)
+    produce(b, topic, records(120, 3, "foreign"))
+    spec = write_spec(tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic]})
+    proc = mirror("run", "--spec", str(spec), check=False, timeout=300)
+    assert proc.returncode == 1, proc.stdout
+    assert f"target topic {topic} (120 records) already holds records this run did not copy" in proc.stderr, proc.stderr[-3000:]
+    assert "target_may_hold_records" in proc.stderr
+    assert sum(len(read_partition(b, topic, p)) for p in range(3)) == 120, "nothing was copied"
+
+    data = json.loads(spec.read_text())
+    data.update(version=3, target_may_hold_records=True)
+    spec.write_text(json.dumps(data))
+    proc = mirror("run", "--spec", str(spec), timeout=300)
+    assert json.loads(proc.stdout)["records_copied"] == 600
+    assert "TARGET TOPIC HELD RECORDS BEFORE THIS RUN" in proc.stderr and "120" in proc.stderr, proc.stderr[-3000:]
+    for p in range(3):
+        target, source = read_partition(b, topic, p), read_partition(a, topic, p)
+        assert contents(target[-len(source):]) == contents(source), p
+        assert len(target) == len(source) + 40, p
+    status = json.loads(mirror("status", "--spec", str(spec), "--json").stdout)
+    assert [(t["target_topic"], t["records_before"]) for t in status["appended_to"]] == [(topic, 120)]
+    assert f"WARNING: target topic {topic} held 120 records" in mirror("status", "--spec", str(spec)).stdout
+
+
+def test_a_run_recognises_its_own_copies_in_the_target(clusters, tmp_path):
+    a, b = clusters
+    topic = unique("own")
+    create_topic(a, topic, 2)
+    produce(a, topic, records(400, 2))
+    spec = write_spec(tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic]})
+    mirror("run", "--spec", str(spec), timeout=300)
+    # Run again: the topic is recorded as the run's own.
+    mirror("run", "--spec", str(spec), timeout=300)
+    # A run from before target topics were recorded: its progress shows the records are its own.
+    run_id = json.loads(spec.read_text())["run_id"]
+    produce(b, f"__ferry.{run_id}.status", [(0, f"target/{topic}".encode(), None, None, None)])
+    produce(a, topic, records(100, 2, "more"))
+    spec2 = write_spec(tmp_path / "spec2.json", run_id, a, b, topics={"names": [topic]}, mode="continuous")
+    worker = start_worker(spec2, "w1", tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sum(len(read_partition(b, topic, p)) for p in range(2)) < 500:
+        assert worker.poll() is None, (tmp_path / "w1.log").read_text()[-3000:]
+        time.sleep(1)
+    os.killpg(worker.pid, signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, (tmp_path / "w1.log").read_text()[-3000:]
+    for p in range(2):
+        assert contents(read_partition(b, topic, p)) == contents(read_partition(a, topic, p)), p

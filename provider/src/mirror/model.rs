@@ -27,6 +27,7 @@ pub struct MirrorModel {
     pub in_sync_lag: Tf<i64>,
     pub verify: Tf<bool>,
     pub http_listen: Tf<String>,
+    pub target_may_hold_records: Tf<bool>,
     pub id: Tf<String>,
     pub state: Tf<String>,
     pub workers_running: Tf<i64>,
@@ -104,12 +105,13 @@ fn status(name: &str, ty: Type, what: &str) -> Attribute {
 
 /// Version 1 moved the defaults of mode, workers, exactly_once, in_sync_lag and verify into
 /// the schema (planned and stored) and added http_listen.
+/// Version 2 also added target_may_hold_records.
 pub fn schema() -> Schema {
     let cluster = |name: &str, what: &str| {
         NestedBlock::single(name, connection_block(what, true)).requires_replace()
     };
     Schema {
-        version: 1,
+        version: 2,
         block: Block::new(
             "Copies topics and translates consumer groups from a source to a target cluster with \
              ferry-mirror workers. Apply returns when the copy is complete (or in sync, for a continuous mirror).",
@@ -183,6 +185,15 @@ pub fn schema() -> Schema {
             ),
         )
         .attribute(
+            Attribute::optional("target_may_hold_records", Type::Bool)
+                .describe(
+                    "Copy into target topics that already hold records, after those records (the \
+                     workers' logs and the run's status say so). Off: a target topic holding records \
+                     the run did not copy stops the run, naming the topic and its record count.",
+                )
+                .default(Value::Bool(false)),
+        )
+        .attribute(
             Attribute::computed("id", Type::String)
                 .describe("The run id.")
                 .use_state_for_unknown(),
@@ -228,9 +239,19 @@ pub fn schema() -> Schema {
     }
 }
 
+/// The version 1 schema: version 2 without target_may_hold_records.
+fn schema_v1() -> Schema {
+    let mut s = schema();
+    s.version = 1;
+    s.block
+        .attributes
+        .retain(|a| a.name != "target_may_hold_records");
+    s
+}
+
 /// The version 0 schema: version 1 without the schema defaults and without http_listen.
 fn schema_v0() -> Schema {
-    let mut s = schema();
+    let mut s = schema_v1();
     s.version = 0;
     s.block.attributes.retain(|a| a.name != "http_listen");
     for a in &mut s.block.attributes {
@@ -259,15 +280,37 @@ fn upgrade_v0(state: Value, diags: &mut Diagnostics) -> Option<MirrorModel> {
     if m.verify.is_null() {
         m.verify = Tf::Known(true);
     }
+    fill_target_may_hold_records(&mut m);
+    Some(m)
+}
+
+/// State from before version 2 has no target_may_hold_records: it stores the default (off),
+/// so upgrading plans no change.
+fn fill_target_may_hold_records(m: &mut MirrorModel) {
+    if m.target_may_hold_records.is_null() {
+        m.target_may_hold_records = Tf::Known(false);
+    }
+}
+
+fn upgrade_v1(state: Value, diags: &mut Diagnostics) -> Option<MirrorModel> {
+    let mut m = MirrorModel::decode_or_report(&state, "version 1 state", diags)?;
+    fill_target_may_hold_records(&mut m);
     Some(m)
 }
 
 pub fn state_upgraders() -> Vec<StateUpgrader<MirrorModel>> {
-    vec![StateUpgrader {
-        from_version: 0,
-        prior_schema: schema_v0(),
-        upgrade: upgrade_v0,
-    }]
+    vec![
+        StateUpgrader {
+            from_version: 0,
+            prior_schema: schema_v0(),
+            upgrade: upgrade_v0,
+        },
+        StateUpgrader {
+            from_version: 1,
+            prior_schema: schema_v1(),
+            upgrade: upgrade_v1,
+        },
+    ]
 }
 
 #[cfg(test)]
@@ -309,5 +352,26 @@ mod tests {
         assert_eq!(m.mode, Tf::Known("until_caught_up".to_string()));
         assert_eq!(m.verify, Tf::Known(true));
         assert!(m.http_listen.is_null());
+        assert_eq!(m.target_may_hold_records, Tf::Known(false));
+    }
+
+    #[test]
+    fn target_may_hold_records_defaults_off_and_older_state_stores_off() {
+        let schema = schema();
+        let a = schema
+            .block
+            .find_attribute("target_may_hold_records")
+            .unwrap();
+        assert_eq!(a.default, Some(Value::Bool(false)));
+        assert!(
+            schema_v1()
+                .block
+                .find_attribute("target_may_hold_records")
+                .is_none()
+        );
+        let wide = Value::empty_object(&schema.block.implied_type());
+        let mut d = Diagnostics::default();
+        let m = upgrade_v1(wide, &mut d).unwrap();
+        assert_eq!(m.target_may_hold_records, Tf::Known(false));
     }
 }

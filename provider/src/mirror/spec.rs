@@ -127,6 +127,7 @@ pub fn build(
             .known()
             .cloned()
             .unwrap_or_else(default_http_listen),
+        target_may_hold_records: model.target_may_hold_records.or(false),
     };
     // The lowest version that says it all, so workers of the previous release read it.
     spec.version = spec.lowest_version();
@@ -245,6 +246,27 @@ mod tests {
         assert!(
             back.timeout.is_null(),
             "the default timeout reads back as unset"
+        );
+    }
+
+    #[test]
+    fn target_may_hold_records_reaches_the_spec_and_needs_version_3() {
+        let (source, target) = (
+            ConnectionConfig::plaintext("a:9092"),
+            ConnectionConfig::plaintext("b:9092"),
+        );
+        let mut m = model();
+        m.target_may_hold_records = Tf::Known(false);
+        let docs = build(&m, "r1", &source, &target, Path::new("/run")).unwrap();
+        assert!(!docs.spec.target_may_hold_records);
+        assert!(!docs.spec_json().contains("target_may_hold_records"));
+        m.target_may_hold_records = Tf::Known(true);
+        let docs = build(&m, "r1", &source, &target, Path::new("/run")).unwrap();
+        assert!(docs.spec.target_may_hold_records);
+        assert_eq!(docs.spec.version, 3);
+        assert!(
+            docs.spec_json()
+                .contains("\"target_may_hold_records\": true")
         );
     }
 }
