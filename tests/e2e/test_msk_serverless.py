@@ -17,10 +17,11 @@ ACTIVE, FAILED, NotFound on read and after delete, the bootstrap string, throttl
 denied are unit-tested against aws-smithy-mocks (provider/src/msk/serverless_tests.rs)."""
 
 import json
+import shutil
 
 import boto3
 
-from conftest import peer
+from conftest import REPO, peer
 from test_mirror import unique
 from test_msk_migration import REGION, aws_env
 
@@ -222,3 +223,31 @@ def test_serverless_bad_input_is_a_diagnostic_on_the_attribute(cli):
     # Each points at its attribute.
     assert flat.count('in resource "ferry_msk_serverless_cluster" "events"') >= 3, plan.output
     assert "subnet_ids" in flat and "security_group_ids" in flat and "iam" in flat
+
+
+def test_msk_serverless_example_plans_what_it_says(cli):
+    """examples/msk-serverless: the plan creates one cluster as written; security groups left
+    out are AWS's choice, known after apply."""
+    name = unique(f"sls-ex-{cli.name}").replace("_", "-")
+    shutil.copy(REPO / "examples" / "msk-serverless" / "main.tf", cli.workdir / "main.tf")
+    aws_env(cli)
+    cli.tfvars(
+        aws_region=REGION,
+        msk_endpoint=peer("FERRY_MOTO_ENDPOINT"),
+        cluster_name=name,
+        subnet_ids=["subnet-3a", "subnet-3b"],
+    )
+    cli.init()
+    plan = cli.plan("-out=tfplan")
+    assert plan.returncode == 2 and "1 to add" in plan.output, plan.output
+    shown = json.loads(cli.run("show", "-json", "tfplan").stdout)
+    [change] = shown["resource_changes"]
+    assert (change["type"], change["change"]["actions"]) == ("ferry_msk_serverless_cluster", ["create"])
+    after = change["change"]["after"]
+    assert after["cluster_name"] == name
+    assert after["tags"] == {"managed-by": "ferry"}
+    assert after["client_authentication"] == {"sasl": {"iam": True}}, after
+    assert after["vpc_config"][0]["subnet_ids"] == ["subnet-3a", "subnet-3b"]
+    unknown = change["change"]["after_unknown"]
+    assert unknown["vpc_config"][0]["security_group_ids"] is True
+    assert unknown["arn"] is True and unknown["bootstrap_brokers_sasl_iam"] is True

@@ -125,6 +125,18 @@ pub fn retry_config(max_retries: i64) -> RetryConfig {
         .with_max_backoff(Duration::from_secs(20))
 }
 
+/// How long one attempt of an AWS call may take (connect, send, read the whole answer) before it
+/// fails and is retried like a 5xx; with `max_retries` this bounds every call.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build()
+}
+
 /// Builds the client from the provider's `aws` block (null: all defaults).
 pub async fn connect(settings: &Tf<AwsModel>) -> Msk {
     // Two crypto providers may be linked (aws-lc-rs for the plugin host, and whatever a
@@ -136,8 +148,9 @@ pub async fn connect(settings: &Tf<AwsModel>) -> Msk {
         .known()
         .copied()
         .unwrap_or(DEFAULT_MAX_RETRIES);
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config(retries));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config(retries))
+        .timeout_config(timeout_config());
     if let Some(region) = s.region.known() {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
@@ -315,10 +328,15 @@ where
     Fut: std::future::Future<Output = Result<Result<T, String>, WaitError>>,
 {
     let mut interval = poll.first;
+    let mut last = "not read yet".to_string();
     loop {
-        let last = match check().await? {
-            Ok(done) => return Ok(done),
-            Err(state) => state,
+        // The call itself ends with the wait's deadline or StopProvider too.
+        last = match ctx.run(check()).await {
+            Ok(answer) => match answer? {
+                Ok(done) => return Ok(done),
+                Err(state) => state,
+            },
+            Err(why) => return Err(WaitError::Interrupted(why, last)),
         };
         if let Err(why) = ctx.sleep(interval).await {
             return Err(WaitError::Interrupted(why, last));
@@ -442,6 +460,30 @@ mod tests {
         let nested = |n: &str| b.blocks.iter().find(|x| x.name == n).unwrap().block.clone();
         check_model_matches::<AssumeRoleModel>(&nested("assume_role")).unwrap();
         check_model_matches::<EndpointsModel>(&nested("endpoints")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_call_that_never_answers_ends_with_the_wait() {
+        let ctx = tfplugin::Ctx::new(
+            std::sync::Arc::new(()),
+            tfplugin::context::StopSignal::default(),
+            tfplugin::Intent::Normal,
+        )
+        .with_timeout(Duration::from_millis(20));
+        let hung = poll_until(&ctx, Poll::default(), || {
+            std::future::pending::<Result<Result<(), String>, WaitError>>()
+        })
+        .await;
+        assert_eq!(
+            hung,
+            Err(WaitError::Interrupted(
+                tfplugin::Interrupted::DeadlineExceeded,
+                "not read yet".into()
+            ))
+        );
+        let t = timeout_config();
+        assert_eq!(t.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert_eq!(t.connect_timeout(), Some(CONNECT_TIMEOUT));
     }
 
     #[test]
