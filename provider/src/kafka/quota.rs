@@ -316,6 +316,19 @@ impl QuotaModel {
             .map(|(k, v)| check_entry(k, v).ok().map(|v| (k.clone(), v)))
             .collect()
     }
+
+    /// `config` of a state, as Kafka last showed it: any key, any number (a quota set out of
+    /// band, by a broker with other rules than this schema's, is changed or removed, never a
+    /// reason to fail). Text that is not a number reads as NaN, which equals nothing, so the
+    /// planned value is written.
+    fn stored_values(&self) -> BTreeMap<String, f64> {
+        self.config
+            .known()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.trim().parse().unwrap_or(f64::NAN)))
+            .collect()
+    }
 }
 
 /// The live quotas as `config`, keeping the text of `prior` for values that read back as
@@ -542,11 +555,11 @@ impl Resource<FerryData> for QuotaResource {
         let Some((admin, entity)) = admin_and_entity(ctx, &planned, diags).await else {
             return prior;
         };
-        let (Some(before), Some(after)) = (prior.values(), planned.values()) else {
+        let Some(after) = planned.values() else {
             diags.error(SUMMARY, "The quota values must be known at apply time.");
             return prior;
         };
-        let (set, remove) = changes(&before, &after);
+        let (set, remove) = changes(&prior.stored_values(), &after);
         if let Err(e) = admin.alter_quotas(&entity, &set, &remove).await {
             diags.error_from(None, SUMMARY, &e);
             return prior;
@@ -828,6 +841,25 @@ mod tests {
                 ("controller_mutation_rate".to_string(), 1.5),
             ])
         );
+        assert_eq!(remove, vec!["request_percentage".to_string()]);
+    }
+
+    #[test]
+    fn stored_values_out_of_the_schemas_range_are_replaced_not_refused() {
+        let prior = QuotaModel {
+            config: Tf::Known(BTreeMap::from([
+                ("producer_byte_rate".to_string(), "0".to_string()),
+                ("consumer_byte_rate".to_string(), "oops".to_string()),
+                ("request_percentage".to_string(), "50".to_string()),
+            ])),
+            ..QuotaModel::default()
+        };
+        let planned = BTreeMap::from([
+            ("producer_byte_rate".to_string(), 1024.0),
+            ("consumer_byte_rate".to_string(), 2048.0),
+        ]);
+        let (set, remove) = changes(&prior.stored_values(), &planned);
+        assert_eq!(set, planned);
         assert_eq!(remove, vec!["request_percentage".to_string()]);
     }
 
