@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use ferry_kafka::cluster::{FOLLOWER_THROTTLED_REPLICAS, LEADER_THROTTLED_REPLICAS};
 use ferry_kafka::{
     Admin, AdminError, CurrentPartition, OngoingReassignment, change_replication_factor,
+    reassign_progress,
 };
 use tfplugin::{AttributePath, Diagnostics};
 
@@ -45,20 +46,36 @@ fn describe(moving: &[OngoingReassignment]) -> String {
         .join(", ")
 }
 
+/// True when a reassignment in progress on a partition is one ferry could have started for
+/// replication factor `target`: it ends with `target` replicas, starts from a different
+/// count, and only adds (raising) or only removes (lowering) replicas, as ferry's minimal
+/// moves do. Anything else (a move between brokers, a different factor) is someone else's.
+pub fn resumable(m: &OngoingReassignment, target: usize) -> bool {
+    m.target().len() == target
+        && m.original().len() != target
+        && (m.adding.is_empty() || m.removing.is_empty())
+}
+
 /// What a plan says about a replication-factor change, given the reassignments in progress
-/// on the topic: nothing to add, a warning (ours, apply waits for it), or an error (someone
-/// else's, with a different target).
+/// on the topic: nothing to add, a warning (one ferry could have started: apply waits for it
+/// and never submits it again), or an error (someone else's, which ferry does not overwrite).
 pub fn check_in_progress(moving: &[OngoingReassignment], target: usize, diags: &mut Diagnostics) {
     if moving.is_empty() {
         return;
     }
-    if moving.iter().all(|m| m.target().len() == target) {
+    let foreign: Vec<OngoingReassignment> = moving
+        .iter()
+        .filter(|m| !resumable(m, target))
+        .cloned()
+        .collect();
+    if foreign.is_empty() {
         diags.attribute_warning(
             AttributePath::root("replication_factor"),
             "Replication-factor change in progress",
             format!(
                 "A partition reassignment to replication factor {target} is still running on the brokers \
-                 ({}). Apply waits for it to finish instead of submitting it again.",
+                 ({} partitions: {}). Apply waits for it to finish instead of submitting it again.",
+                moving.len(),
                 describe(moving)
             ),
         );
@@ -67,11 +84,12 @@ pub fn check_in_progress(moving: &[OngoingReassignment], target: usize, diags: &
             diags,
             "Another partition reassignment is in progress",
             format!(
-                "The brokers are moving this topic's partitions to a different replica set than \
-                 replication factor {target} ({}). ferry does not overwrite a reassignment it did \
-                 not start: wait for it to finish (or cancel it with kafka-reassign-partitions \
-                 --cancel), then plan again.",
-                describe(moving)
+                "The brokers are moving {} of this topic's partitions to replica sets that are not a \
+                 change to replication factor {target} ({}). ferry did not start this reassignment \
+                 and does not overwrite it: wait for it to finish (kafka-reassign-partitions \
+                 --verify), or cancel it (kafka-reassign-partitions --cancel), then plan again.",
+                foreign.len(),
+                describe(&foreign)
             ),
         );
     }
@@ -80,6 +98,10 @@ pub fn check_in_progress(moving: &[OngoingReassignment], target: usize, diags: &
 /// Changes the topic's replication factor to `target`; `Ok(true)` when done (and leaders are
 /// balanced), `Ok(false)` when the wait ended before the brokers finished (the reassignment
 /// keeps running, throttled; an error diagnostic says so).
+///
+/// A reassignment already running towards `target` (an earlier apply that timed out or was
+/// killed) is waited for, never submitted again; its throttle is set to this apply's
+/// `throttle`. Partitions still short of `target` afterwards are then submitted.
 pub async fn change_replication_factor_in_place(
     ctx: &Ctx,
     admin: &Admin,
@@ -100,37 +122,104 @@ pub async fn change_replication_factor_in_place(
             return false;
         }
     };
-    let mut partitions: Vec<i32>;
+    let ctx = ctx.with_timeout(within);
+    let started = Instant::now();
     if !moving.is_empty() {
-        // An earlier apply started it (or someone with the same target): wait, never resubmit.
-        check_in_progress(&moving, target, diags);
-        if diags.has_errors() {
+        let mut check = Diagnostics::default();
+        check_in_progress(&moving, target, &mut check);
+        if check.has_errors() {
+            diags.0.extend(check.0);
             return false;
         }
-        diags
-            .0
-            .retain(|d| d.severity != tfplugin::diagnostics::Severity::Warning);
         tracing::info!(
             topic,
-            partitions = moving.len(),
-            "ferry: a reassignment to replication factor {target} is already running; waiting for it"
+            partitions_left = moving.len(),
+            "ferry: a reassignment to replication factor {target} is already running on the \
+             brokers (an earlier apply that was interrupted, or someone with the same target, \
+             started it); waiting for it, not submitting it again"
         );
-        partitions = moving.iter().map(|m| m.partition).collect();
-    } else {
-        match submit(admin, topic, target, throttle).await {
-            Ok(p) => partitions = p,
-            Err(e) => {
-                let _ = clear_throttles(admin, topic).await;
-                report(diags, "Could not start the replication-factor change", &e);
+        if let Err(e) = rethrottle(admin, topic, &moving, throttle).await {
+            report(diags, "Could not set the replication throttle", &e);
+            return false;
+        }
+        if !wait(&ctx, admin, topic, target, moving.len(), started, diags).await {
+            return false;
+        }
+    }
+    match submit(admin, topic, target, throttle).await {
+        Ok(0) => {}
+        Ok(n) => {
+            if !wait(&ctx, admin, topic, target, n, started, diags).await {
                 return false;
             }
         }
+        Err(e) => {
+            let _ = clear_throttles(admin, topic).await;
+            report(diags, "Could not start the replication-factor change", &e);
+            return false;
+        }
     }
-    partitions.sort_unstable();
+    tracing::info!(
+        topic,
+        elapsed_s = started.elapsed().as_secs(),
+        "ferry: replication factor is now {target}"
+    );
 
-    let ctx = ctx.with_timeout(within);
-    let started = Instant::now();
-    let mut last_progress = Instant::now();
+    if let Err(e) = clear_throttles(admin, topic).await {
+        report(diags, "Could not remove the replication throttles", &e);
+    }
+    let all: Vec<i32> = match admin.topic_layout(topic).await {
+        Ok(Some(l)) => l.partitions.iter().map(|p| p.id).collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            report(diags, "Could not read the topic after the change", &e);
+            Vec::new()
+        }
+    };
+    if let Err(e) = admin.elect_preferred_leaders(topic, &all).await {
+        report(
+            diags,
+            "Could not move leaders back to their preferred replicas",
+            &e,
+        );
+    }
+    !diags.has_errors()
+}
+
+/// Sets this apply's throttle on a reassignment an earlier one started (0: removes it), so
+/// raising `throttle_bytes_per_sec` and applying again speeds up a move that timed out.
+async fn rethrottle(
+    admin: &Admin,
+    topic: &str,
+    moving: &[OngoingReassignment],
+    throttle: u64,
+) -> Result<(), AdminError> {
+    if throttle == 0 {
+        return clear_throttles(admin, topic).await;
+    }
+    let before: BTreeMap<i32, Vec<i32>> =
+        moving.iter().map(|m| (m.partition, m.original())).collect();
+    let targets: BTreeMap<i32, Vec<i32>> =
+        moving.iter().map(|m| (m.partition, m.target())).collect();
+    admin
+        .set_replication_throttle(topic, &before, &targets, throttle)
+        .await?;
+    Ok(())
+}
+
+/// Waits until no partition of the topic moves and every one has its replicas in sync,
+/// logging partitions and bytes left at INFO at once and then every [`PROGRESS_EVERY`].
+/// False (with an error diagnostic) when the wait ended first or the topic went away.
+async fn wait(
+    ctx: &Ctx,
+    admin: &Admin,
+    topic: &str,
+    target: usize,
+    of: usize,
+    started: Instant,
+    diags: &mut Diagnostics,
+) -> bool {
+    let mut last_progress: Option<Instant> = None;
     loop {
         let left = match moving_on(admin, topic).await {
             Ok(m) => m,
@@ -159,23 +248,11 @@ pub async fn change_replication_factor_in_place(
             }
         };
         if left.is_empty() && lagging == 0 {
-            tracing::info!(
-                topic,
-                elapsed_s = started.elapsed().as_secs(),
-                "ferry: replication factor is now {target}"
-            );
-            break;
+            return true;
         }
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            tracing::info!(
-                topic,
-                partitions_moving = left.len(),
-                partitions_out_of_sync = lagging,
-                of = partitions.len(),
-                elapsed_s = started.elapsed().as_secs(),
-                "ferry: replication-factor change in progress"
-            );
-            last_progress = Instant::now();
+        if last_progress.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+            log_progress(ctx, admin, topic, &left, lagging, of, started).await;
+            last_progress = Some(Instant::now());
         }
         if let Err(why) = ctx.sleep(POLL).await {
             rf_error(
@@ -184,32 +261,84 @@ pub async fn change_replication_factor_in_place(
                 format!(
                     "The wait ended ({why}) with {} of {} partitions still moving ({}). The \
                      reassignment keeps running on the brokers, throttled. The next plan shows the \
-                     change again and the next apply waits for it and then removes the throttles; \
-                     raise timeouts.update for large topics.",
+                     change as in progress and the next apply waits for it (never submitting it \
+                     again) and then removes the throttles; raise timeouts.update for large topics, \
+                     or reassignment.throttle_bytes_per_sec to copy faster.",
                     left.len(),
-                    partitions.len(),
+                    of,
                     describe(&left)
                 ),
             );
             return false;
         }
     }
+}
 
-    if let Err(e) = clear_throttles(admin, topic).await {
-        report(diags, "Could not remove the replication throttles", &e);
-    }
-    let all: Vec<i32> = match admin.topic_layout(topic).await {
-        Ok(Some(l)) => l.partitions.iter().map(|p| p.id).collect(),
-        _ => partitions,
+/// One INFO line: partitions left, out of sync, and bytes the new replicas still lack (from
+/// DescribeLogDirs on the brokers involved; "unknown", with the reason at DEBUG, when the
+/// brokers do not say).
+async fn log_progress(
+    ctx: &Ctx,
+    admin: &Admin,
+    topic: &str,
+    left: &[OngoingReassignment],
+    lagging: usize,
+    of: usize,
+    started: Instant,
+) {
+    let partitions: Vec<i32> = left.iter().map(|m| m.partition).collect();
+    let brokers = reassign_progress::brokers_involved(left);
+    let bytes = match ctx
+        .run(admin.replica_log_sizes(topic, &partitions, &brokers))
+        .await
+    {
+        Ok(Ok(sizes)) => reassign_progress::bytes_left(left, &sizes),
+        Ok(Err(e)) => {
+            tracing::debug!(topic, "ferry: replica log sizes unavailable: {e}");
+            None
+        }
+        Err(_) => None,
     };
-    if let Err(e) = admin.elect_preferred_leaders(topic, &all).await {
-        report(
-            diags,
-            "Could not move leaders back to their preferred replicas",
-            &e,
-        );
+    let elapsed_s = started.elapsed().as_secs();
+    match bytes {
+        Some(bytes_left) => tracing::info!(
+            topic,
+            partitions_left = left.len(),
+            partitions_out_of_sync = lagging,
+            partitions = of,
+            // As text: Terraform re-renders numbers as floats (1.8e+07).
+            bytes_left = %bytes_left,
+            elapsed_s,
+            "ferry: replication-factor change in progress: {} of {of} partitions moving, {} left to copy",
+            left.len(),
+            human_bytes(bytes_left)
+        ),
+        None => tracing::info!(
+            topic,
+            partitions_left = left.len(),
+            partitions_out_of_sync = lagging,
+            partitions = of,
+            bytes_left = "unknown",
+            elapsed_s,
+            "ferry: replication-factor change in progress: {} of {of} partitions moving",
+            left.len()
+        ),
     }
-    !diags.has_errors()
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 async fn moving_on(admin: &Admin, topic: &str) -> Result<Vec<OngoingReassignment>, AdminError> {
@@ -221,13 +350,14 @@ async fn moving_on(admin: &Admin, topic: &str) -> Result<Vec<OngoingReassignment
         .collect())
 }
 
-/// Computes the assignment, sets the throttles and submits; the partitions that move.
+/// Computes the assignment for the partitions whose replica count is not `target` yet, sets
+/// the throttles and submits; how many partitions move (0: none needed to).
 async fn submit(
     admin: &Admin,
     topic: &str,
     target: usize,
     throttle: u64,
-) -> Result<Vec<i32>, AdminError> {
+) -> Result<usize, AdminError> {
     let layout = admin
         .topic_layout(topic)
         .await?
@@ -235,17 +365,21 @@ async fn submit(
             operation: "changing the replication factor",
             message: format!("topic {topic} does not exist"),
         })?;
-    let brokers = admin.brokers().await?;
-    let loads = admin.replica_loads().await?;
     let current: Vec<CurrentPartition> = layout
         .partitions
         .iter()
+        .filter(|p| p.replicas.len() != target)
         .map(|p| CurrentPartition {
             partition: p.id,
             replicas: p.replicas.clone(),
             leader: p.leader,
         })
         .collect();
+    if current.is_empty() {
+        return Ok(0);
+    }
+    let brokers = admin.brokers().await?;
+    let loads = admin.replica_loads().await?;
     let targets = change_replication_factor(&current, &brokers, &loads, target).map_err(|m| {
         AdminError::Kafka {
             operation: "changing the replication factor",
@@ -269,7 +403,7 @@ async fn submit(
         "ferry: reassigning partitions to replication factor {target}: {targets:?}"
     );
     admin.alter_reassignments(topic, &targets).await?;
-    Ok(targets.keys().copied().collect())
+    Ok(targets.len())
 }
 
 /// Removes the topic's throttled-replica lists, and the brokers' throttle rates unless another
@@ -333,6 +467,35 @@ mod tests {
         check_in_progress(&[moving(&[1, 2, 3], &[3], &[1])], 3, &mut d);
         assert!(d.has_errors(), "target [2, 3] is not replication factor 3");
         assert!(d.0[0].detail.contains("t-0"), "{}", d.0[0].detail);
+    }
+
+    #[test]
+    fn only_minimal_moves_to_the_target_are_resumed() {
+        // Raising 1 -> 3 and lowering 3 -> 2, as ferry submits them.
+        assert!(resumable(&moving(&[1, 2, 3], &[2, 3], &[]), 3));
+        assert!(resumable(&moving(&[1, 2, 3], &[], &[3]), 2));
+        // A move between brokers at the same factor is no replication-factor change.
+        let swap = moving(&[2, 1], &[2], &[1]);
+        assert!(!resumable(&swap, 1));
+        // Adding and removing at once, even ending at the target factor.
+        assert!(!resumable(&moving(&[1, 2, 3], &[2, 3], &[1]), 2));
+        // One foreign partition among resumable ones refuses the lot, and names it.
+        let mut d = Diagnostics::default();
+        let other = OngoingReassignment {
+            partition: 7,
+            ..swap
+        };
+        check_in_progress(&[moving(&[1, 2], &[2], &[]), other], 2, &mut d);
+        assert!(d.has_errors());
+        assert!(d.0[0].detail.contains("t-7") && !d.0[0].detail.contains("t-0"));
+    }
+
+    #[test]
+    fn byte_counts_read_as_people_write_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
     }
 
     #[test]
