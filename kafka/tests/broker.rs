@@ -470,6 +470,32 @@ async fn client_quotas_over_librdkafkas_connection() {
     admin.alter_quotas(&ip, &rate, &[]).await.unwrap();
     assert_eq!(admin.describe_quotas(&ip).await.unwrap(), rate);
 
+    // The default IP entity (a null name on the wire), at Kafka's own default rate, so
+    // nothing else on the peer is limited by it.
+    let default_ip = QuotaEntity {
+        ip: Some(EntityName::Default),
+        ..QuotaEntity::default()
+    };
+    let unlimited = BTreeMap::from([("connection_creation_rate".to_string(), f64::from(i32::MAX))]);
+    admin
+        .alter_quotas(&default_ip, &unlimited, &[])
+        .await
+        .unwrap();
+    assert_eq!(admin.describe_quotas(&default_ip).await.unwrap(), unlimited);
+    assert!(
+        admin.describe_quotas(&ip).await.unwrap() == rate,
+        "a named address is not its default"
+    );
+    admin
+        .alter_quotas(
+            &default_ip,
+            &BTreeMap::new(),
+            &["connection_creation_rate".into()],
+        )
+        .await
+        .unwrap();
+    assert!(admin.describe_quotas(&default_ip).await.unwrap().is_empty());
+
     admin
         .alter_quotas(&entity, &BTreeMap::new(), &["producer_byte_rate".into()])
         .await

@@ -1,7 +1,8 @@
 """ferry_quota end to end through both CLIs, on peer A: create (a user with the default client
-id, and a client id), change a value and add a key, remove a key, quotas changed and removed out
-of band (drift), refused keys and values, import, destroy. Every step is checked with Kafka's
-own kafka-configs tool (ConfigCommand from the peer's jars), independently of the provider."""
+id, a client id, the default IP address), change a value and add a key, remove a key, quotas
+changed and removed out of band (drift), refused keys and values, import, destroy. Every step
+is checked with Kafka's own kafka-configs tool (ConfigCommand from the peer's jars),
+independently of the provider."""
 
 import subprocess
 
@@ -35,6 +36,14 @@ resource "ferry_quota" "client" {
   client_id = var.client
   config = {
     consumer_byte_rate = 2097152
+  }
+}
+
+# The default IP entity, at Kafka's own default rate: nothing on the shared peer is limited.
+resource "ferry_quota" "any_address" {
+  default_ip = true
+  config = {
+    connection_creation_rate = 2147483647
   }
 }
 """
@@ -81,6 +90,10 @@ def alter(entity, add=None, delete=None):
     kafka_configs(*args)
 
 
+DEFAULT_IP = ["--entity-type", "ips", "--entity-default"]
+UNLIMITED = {"connection_creation_rate": 2147483647.0}
+
+
 def clear(entity):
     keys = quotas(entity)
     if keys:
@@ -92,6 +105,7 @@ def test_quota_lifecycle(cli, tmp_path):
     users, clients = user_entity(user), client_entity(client)
     clear(users)
     clear(clients)
+    clear(DEFAULT_IP)
     main = CONFIG % peer("FERRY_KAFKA_A")
     cli.write("main.tf", main)
 
@@ -101,10 +115,11 @@ def test_quota_lifecycle(cli, tmp_path):
     configure(producer_byte_rate="1048576", request_percentage="12.5")
     cli.init()
     apply = cli.apply()
-    assert "2 added" in apply.output, apply.output
+    assert "3 added" in apply.output, apply.output
     # Written values are visible when apply returns.
     assert quotas(users) == {"producer_byte_rate": 1048576.0, "request_percentage": 12.5}
     assert quotas(clients) == {"consumer_byte_rate": 2097152.0}
+    assert quotas(DEFAULT_IP) == UNLIMITED
     # The user alone is another entity: untouched.
     assert quotas(["--entity-type", "users", "--entity-name", user]) == {}
     assert cli.plan().returncode == 0, "a second plan must show no changes"
@@ -161,13 +176,15 @@ def test_quota_lifecycle(cli, tmp_path):
     imported.run("import", "-no-color", "-input=false", "ferry_quota.user",
                  f"user={user}|default_client_id")
     imported.run("import", "-no-color", "-input=false", "ferry_quota.client", f"client_id={client}")
+    imported.run("import", "-no-color", "-input=false", "ferry_quota.any_address", "default_ip")
     plan = imported.plan()
     assert plan.returncode == 0, plan.output
     bad = imported.run("import", "-no-color", "-input=false", "ferry_quota.user", "alice", expect=1)
     assert "Invalid import id" in bad.flat, bad.output
 
-    # Destroy removes every key of both entities.
+    # Destroy removes every key of every entity.
     destroy = cli.destroy()
-    assert "2 destroyed" in destroy.output, destroy.output
+    assert "3 destroyed" in destroy.output, destroy.output
     assert quotas(users) == {}
     assert quotas(clients) == {}
+    assert quotas(DEFAULT_IP) == {}
