@@ -130,12 +130,12 @@ def wait_until(predicate, what, seconds):
 # ------------------------------------------------------------- helpers
 
 
-def topic_hcl(name, rf, partitions, throttle):
+def topic_hcl(name, rf, partitions, throttle, update="30m"):
     return (
         f'resource "ferry_topic" "t" {{\n  name = "{name}"\n  partitions = {partitions}\n'
         f"  replication_factor = {rf}\n"
         f"  reassignment {{\n    throttle_bytes_per_sec = {throttle}\n  }}\n"
-        '  timeouts {\n    update = "30m"\n  }\n}\n'
+        f'  timeouts {{\n    update = "{update}"\n  }}\n}}\n'
     )
 
 
@@ -243,6 +243,50 @@ def test_apply_killed_mid_reassignment_then_reapplied_converges(cli, kafka_c, tm
     for p, target in targets.items():
         assert settled[p][0] == target, f"partition {p}: {settled[p][0]}, the move in progress was to {target}"
     assert moving(name) == {}
+    assert cli.plan().returncode == 0
+    cli.destroy()
+    assert kafka_c.topic(name) is None
+
+
+def test_a_change_that_outlasts_its_timeout_keeps_running_and_the_next_apply_finishes_it(cli, kafka_c, tmp_path):
+    """timeouts.update ends the wait, not the move: the apply fails saying so, the throttle stays
+    while the brokers copy, and the next apply, with a higher throttle, waits for the same move
+    (never submitting it again) and finishes it."""
+    name = f"e2e-{cli.name}-rf-timeout"
+    kafka_c.delete_if_exists(name)
+    servers = peer("FERRY_KAFKA_C").split(",")[0]
+    header = PROVIDER_HEADER + provider_block(servers)
+    cli.write("main.tf", header + topic_hcl(name, 1, 4, SLOW))
+    cli.init()
+    cli.apply()
+    fill(name, records=12000)
+
+    cli.write("main.tf", header + topic_hcl(name, 3, 4, SLOW, update="5s"))
+    short = cli.apply(expect=1)
+    assert "Replication-factor change still running" in short.flat, tail(short.output)
+    assert "keeps running on the brokers" in short.flat, tail(short.output)
+    still = moving(name)
+    assert still, "the move finished within 5 s although throttled: nothing was tested"
+    targets = {p: target_of(m) for p, m in still.items()}
+    overrides = kafka_c.overrides(name)
+    assert "follower.replication.throttled.replicas" in overrides, (
+        f"the throttle must stay while the move runs: {overrides}"
+    )
+    plan = cli.plan()
+    assert plan.returncode == 2 and "1 -> 3" in plan.flat, tail(plan.output)
+    assert "Replication-factor change in progress" in plan.flat, tail(plan.output)
+
+    # A higher throttle and a longer wait: the same move, faster.
+    cli.write("main.tf", header + topic_hcl(name, 3, 4, 50 * 1024 * 1024))
+    log = tmp_path / "finish.log"
+    done = cli.apply(expect=None, timeout=1800, extra_env={"TF_LOG": "INFO", "TF_LOG_PATH": str(log)})
+    text = log.read_text() if log.exists() else ""
+    assert done.returncode == 0, tail(done.output) + "\n--- log\n" + tail(text)
+    assert "already running on the brokers" in text, tail(text)
+    assert "reassigning partitions to replication factor" not in text, "the move was submitted again"
+    settled = check_settled(kafka_c, name, 3)
+    for p, target in targets.items():
+        assert settled[p][0] == target, f"partition {p}: {settled[p][0]}, the move in progress was to {target}"
     assert cli.plan().returncode == 0
     cli.destroy()
     assert kafka_c.topic(name) is None
