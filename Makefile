@@ -60,3 +60,16 @@ bench-plan: install-peers build
 bench-mirror: install-peers
 	cargo build --release -p ferry-mirror
 	trap '$(CURDIR)/$(PEERS)/stop.sh a b' EXIT; $(PEERS)/start.sh a b && source .peers/env && $(PY) tests/bench/mirror_bench.py
+
+.PHONY: k8s-peer stop-k8s-peer
+
+## Opt-in, not part of `make peers`/`make test` yet: builds the k8s peer once per machine (Go build
+## of kube-apiserver & co. into ~/.cache/ferry-peers, ~20+ min cold) and starts a one-node
+## Kubernetes on loopback (etcd, control plane, containerd, kubelet); writes .peers/k8s/env.
+k8s-peer:
+	tests/peers/k8s/install.sh
+	tests/peers/k8s/start.sh
+
+## Stops exactly what `make k8s-peer` started, with its containers and mounts.
+stop-k8s-peer:
+	tests/peers/k8s/stop.sh
