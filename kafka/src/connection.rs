@@ -4,6 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::client::{Client, ClientContext};
+
+use crate::msk_iam::{self, MskIamError, MskIamSettings};
 
 /// A secret string: kept in memory only, never printed by `Debug`.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -29,17 +32,21 @@ pub enum SaslMechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    /// Amazon MSK IAM: SASL/OAUTHBEARER with a SigV4-signed token from the AWS credential chain
+    /// (`msk_iam`). The SASL username and password are not used.
+    AwsMskIam,
 }
 
 impl SaslMechanism {
     /// The names users write, which are also librdkafka's and Kafka's.
-    pub const NAMES: [&'static str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+    pub const NAMES: [&'static str; 4] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"];
 
     pub fn parse(name: &str) -> Option<SaslMechanism> {
         match name {
             "PLAIN" => Some(SaslMechanism::Plain),
             "SCRAM-SHA-256" => Some(SaslMechanism::ScramSha256),
             "SCRAM-SHA-512" => Some(SaslMechanism::ScramSha512),
+            "AWS_MSK_IAM" => Some(SaslMechanism::AwsMskIam),
             _ => None,
         }
     }
@@ -48,7 +55,13 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::AwsMskIam => "AWS_MSK_IAM",
         }
+    }
+
+    /// Whether the mechanism authenticates with a username and password.
+    pub fn uses_password(self) -> bool {
+        !matches!(self, SaslMechanism::AwsMskIam)
     }
 }
 
@@ -95,6 +108,24 @@ impl ConnectionConfig {
         self.bootstrap_servers.join(",")
     }
 
+    /// The MSK IAM settings when the connection authenticates with AWS_MSK_IAM.
+    pub fn msk_iam(&self) -> Option<MskIamSettings> {
+        self.sasl
+            .as_ref()
+            .filter(|s| s.mechanism == SaslMechanism::AwsMskIam)
+            .map(|_| MskIamSettings::for_servers(&self.bootstrap_servers, self.timeout))
+    }
+
+    /// For AWS_MSK_IAM, sets the client's first token now (see [`msk_iam::authenticate`]), so
+    /// missing credentials fail at once with an "MSK IAM: ..." error; a no-op otherwise. Call it
+    /// right after creating a client from [`Self::client_config`], on a blocking thread.
+    pub fn authenticate<C: ClientContext>(&self, client: &Client<C>) -> Result<(), MskIamError> {
+        match self.msk_iam() {
+            Some(settings) => msk_iam::authenticate(client, &settings),
+            None => Ok(()),
+        }
+    }
+
     /// The librdkafka settings for this connection. The result holds secrets: never log it.
     pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
@@ -121,10 +152,24 @@ impl ConnectionConfig {
                 c.set("ssl.endpoint.identification.algorithm", "none");
             }
         }
-        if let Some(sasl) = &self.sasl {
-            c.set("sasl.mechanism", sasl.mechanism.name());
-            c.set("sasl.username", &sasl.username);
-            c.set("sasl.password", sasl.password.expose());
+        match &self.sasl {
+            Some(sasl) if sasl.mechanism == SaslMechanism::AwsMskIam => {
+                // Tokens come from the client context's refresh callback (msk_iam); this
+                // string, which librdkafka hands to it, holds the region and a bound, no secret.
+                c.set("sasl.mechanism", "OAUTHBEARER");
+                c.set(
+                    "sasl.oauthbearer.config",
+                    self.msk_iam()
+                        .map(|s| s.to_config_string())
+                        .unwrap_or_default(),
+                );
+            }
+            Some(sasl) => {
+                c.set("sasl.mechanism", sasl.mechanism.name());
+                c.set("sasl.username", &sasl.username);
+                c.set("sasl.password", sasl.password.expose());
+            }
+            None => {}
         }
         let ms = self
             .timeout
@@ -193,6 +238,33 @@ mod tests {
             !shown.contains("hunter2") && !shown.contains("BEGIN KEY"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn msk_iam_is_oauthbearer_with_settings_and_no_password() {
+        let mut cfg = ConnectionConfig::plaintext(
+            "b-1.orders.abc.c2.kafka.eu-west-1.amazonaws.com:9098,b-2.orders.abc.c2.kafka.eu-west-1.amazonaws.com:9098",
+        );
+        cfg.tls = Some(TlsConfig::default());
+        cfg.sasl = Some(SaslConfig {
+            mechanism: SaslMechanism::AwsMskIam,
+            username: String::new(),
+            password: Secret::new(""),
+        });
+        let c = cfg.client_config();
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(c.get("sasl.username"), None);
+        assert_eq!(c.get("sasl.password"), None);
+        let settings =
+            MskIamSettings::from_config_string(c.get("sasl.oauthbearer.config").unwrap()).unwrap();
+        assert_eq!(settings, cfg.msk_iam().unwrap());
+        assert_eq!(settings.region.as_deref(), Some("eu-west-1"));
+        assert!(!SaslMechanism::AwsMskIam.uses_password());
+
+        cfg.sasl.as_mut().unwrap().mechanism = SaslMechanism::ScramSha512;
+        assert_eq!(cfg.msk_iam(), None);
+        assert_eq!(cfg.client_config().get("sasl.oauthbearer.config"), None);
     }
 
     #[test]

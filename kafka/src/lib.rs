@@ -10,6 +10,7 @@ pub mod admin;
 pub mod assignment;
 pub mod cluster;
 pub mod connection;
+pub mod msk_iam;
 mod native;
 mod protocol;
 mod protocol_logdirs;
