@@ -139,6 +139,18 @@ def topic_hcl(name, rf, partitions, throttle, update="30m"):
     )
 
 
+def settled_on(kafka, name, rf):
+    """check_settled once the brokers' metadata shows the end of the move (it follows the
+    controller, which ferry asked, shortly after)."""
+
+    def done():
+        parts = layout(kafka, name)
+        return all(len(r) == rf and isr == sorted(r) and leader == r[0] for r, isr, leader in parts.values())
+
+    wait_until(done, f"{name}'s metadata to show replication factor {rf} settled", 120)
+    return check_settled(kafka, name, rf)
+
+
 def progress_lines(text):
     """The provider's INFO progress lines as (partitions_left, bytes_left or None). Terraform
     re-renders the provider's JSON numbers as floats, so both are read as floats."""
@@ -239,7 +251,7 @@ def test_apply_killed_mid_reassignment_then_reapplied_converges(cli, kafka_c, tm
     # At most two new replicas of every partition's whole log (about 1,040 bytes a record on disk).
     assert size <= 2 * 12000 * 1100, f"more bytes left than the topic holds twice: {progress}"
 
-    settled = check_settled(kafka_c, name, 3)
+    settled = settled_on(kafka_c, name, 3)
     for p, target in targets.items():
         assert settled[p][0] == target, f"partition {p}: {settled[p][0]}, the move in progress was to {target}"
     assert moving(name) == {}
@@ -284,7 +296,7 @@ def test_a_change_that_outlasts_its_timeout_keeps_running_and_the_next_apply_fin
     assert done.returncode == 0, tail(done.output) + "\n--- log\n" + tail(text)
     assert "already running on the brokers" in text, tail(text)
     assert "reassigning partitions to replication factor" not in text, "the move was submitted again"
-    settled = check_settled(kafka_c, name, 3)
+    settled = settled_on(kafka_c, name, 3)
     for p, target in targets.items():
         assert settled[p][0] == target, f"partition {p}: {settled[p][0]}, the move in progress was to {target}"
     assert cli.plan().returncode == 0
@@ -330,7 +342,7 @@ def test_a_reassignment_ferry_did_not_start_is_reported_not_overwritten(cli, kaf
         plan = cli.plan()
         assert plan.returncode == 1, tail(plan.output)
         assert "Another partition reassignment is in progress" in plan.flat, tail(plan.output)
-        assert "does not overwrite it" in plan.flat, tail(plan.output)
+        assert "does not overwrite a reassignment" in plan.flat, tail(plan.output)
         assert f"{name}-0" in plan.flat or f"{name}-1" in plan.flat, tail(plan.output)
         applied = cli.apply(expect=1)
         assert "Another partition reassignment is in progress" in applied.flat, tail(applied.output)
@@ -354,12 +366,17 @@ def test_a_reassignment_ferry_did_not_start_is_reported_not_overwritten(cli, kaf
             )
             kafka_c.admin.incremental_alter_configs([res])[res].result(timeout=15)
         wait_until(lambda: moving(name) == {}, "the out-of-band move to finish", 600)
-    assert {p: r for p, (r, _, _) in layout(kafka_c, name).items()} == theirs, "their move reached its targets"
+    # The controller says it is over; the brokers' metadata follows shortly after.
+    wait_until(
+        lambda: {p: r for p, (r, _, _) in layout(kafka_c, name).items()} == theirs,
+        f"their move to reach its targets {theirs} in metadata",
+        120,
+    )
     reassign_tool("--reassignment-json-file", str(plan_file), "--verify")
     wait_until(lambda: broker_throttles(kafka_c) == {}, "the tool's broker throttles to go", 120)
 
     applied = cli.apply()
-    settled = check_settled(kafka_c, name, 2)
+    settled = settled_on(kafka_c, name, 2)
     for p, r in theirs.items():
         assert settled[p][0][0] == r[0], "the replica they moved to stays, and leads"
     assert cli.plan().returncode == 0

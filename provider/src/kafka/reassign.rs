@@ -85,9 +85,11 @@ pub fn check_in_progress(moving: &[OngoingReassignment], target: usize, diags: &
             "Another partition reassignment is in progress",
             format!(
                 "The brokers are moving {} of this topic's partitions to replica sets that are not a \
-                 change to replication factor {target} ({}). ferry did not start this reassignment \
-                 and does not overwrite it: wait for it to finish (kafka-reassign-partitions \
-                 --verify), or cancel it (kafka-reassign-partitions --cancel), then plan again.",
+                 change to replication factor {target} ({}). ferry does not overwrite a reassignment \
+                 it would not have submitted for this change (one started by hand or by another \
+                 tool, or by an earlier apply towards another factor): wait for it to finish \
+                 (kafka-reassign-partitions --verify), or cancel it (kafka-reassign-partitions \
+                 --cancel), then plan again.",
                 foreign.len(),
                 describe(&foreign)
             ),
