@@ -312,3 +312,36 @@ def test_a_run_recognises_its_own_copies_in_the_target(clusters, tmp_path):
     assert worker.wait(timeout=60) == 0, (tmp_path / "w1.log").read_text()[-3000:]
     for p in range(2):
         assert contents(read_partition(b, topic, p)) == contents(read_partition(a, topic, p)), p
+
+
+@pytest.mark.skipif(not os.environ.get("FERRY_VERIFY_WIDE"), reason="a measurement: set FERRY_VERIFY_WIDE=1")
+def test_verify_at_ten_thousand_group_partitions(clusters, tmp_path):
+    """verify's time at 10,000 group-partitions (20 groups x 500 partitions), printed. No copy
+    is run (one worker takes long to copy 500 partitions today): the target topic gets the same
+    records at the same offsets, the groups the same offsets on both sides, and the run's offset
+    map stays empty, so verify compares the records the groups resume at; one planted mismatch."""
+    a, b = clusters
+    topic = unique("verify-10k")
+    partitions, per_partition, groups = 500, 100, 20
+    data = records(partitions * per_partition, partitions)
+    for side in (a, b):
+        create_topic(side, topic, partitions)
+        produce(side, topic, data)
+    run_id = unique("run")
+    create_topic(b, f"__ferry.{run_id}.offsets", 1, {"cleanup.policy": "compact"})
+    rnd = random.Random(5)
+    for g in range(groups):
+        # Half the groups caught up (at the end), the rest anywhere in the partition.
+        offsets = {p: per_partition if g % 2 else rnd.randrange(0, per_partition) for p in range(partitions)}
+        commit_group(a, f"vk-g{g}", topic, offsets)
+        if g == 0:
+            offsets[3] += 1
+        commit_group(b, f"vk-g{g}", topic, offsets)
+    spec = write_spec(tmp_path / "spec.json", run_id, a, b, topics={"names": [topic]}, consumer_groups_regex="vk-g.*")
+    started = time.monotonic()
+    proc = mirror("verify", "--spec", str(spec), "--json", check=False, timeout=1800)
+    elapsed = time.monotonic() - started
+    rows = json.loads(proc.stdout)
+    print(f"verify of {len(rows)} group-partitions: {elapsed:.1f}s")
+    assert len(rows) == groups * partitions
+    assert [(r["group"], r["partition"]) for r in rows if r["result"] != "ok"] == [("vk-g0", 3)]
