@@ -1,6 +1,7 @@
 //! How to reach a Kafka cluster: bootstrap servers, TLS and SASL, and the time we allow it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -122,6 +123,24 @@ impl ConnectionConfig {
     pub fn authenticate<C: ClientContext>(&self, client: &Client<C>) -> Result<(), MskIamError> {
         match self.msk_iam() {
             Some(settings) => msk_iam::authenticate(client, &settings),
+            None => Ok(()),
+        }
+    }
+
+    /// For AWS_MSK_IAM, keeps the token of a shared client that nobody polls (an admin client)
+    /// fresh from a thread of its own (see [`msk_iam::keep_fresh`]); a no-op otherwise. Polled
+    /// clients get later tokens through their context instead.
+    pub fn keep_fresh<T, C>(
+        &self,
+        client: &Arc<T>,
+        inner: fn(&T) -> &Client<C>,
+    ) -> Result<(), MskIamError>
+    where
+        T: Send + Sync + 'static,
+        C: ClientContext + 'static,
+    {
+        match self.msk_iam() {
+            Some(settings) => msk_iam::keep_fresh(client, settings, inner),
             None => Ok(()),
         }
     }

@@ -531,6 +531,63 @@ pub fn authenticate<C: ClientContext>(
     }
 }
 
+/// When [`keep_fresh`] asks for the next token: at 80 % of a token's life, as librdkafka does.
+const REFRESH_AFTER: Duration = Duration::from_secs(TOKEN_LIFETIME.as_secs() * 4 / 5);
+/// After a failed refresh (the old token is still valid for a while), the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How often the refresh thread checks whether its client is gone.
+const LIVENESS_CHECK: Duration = Duration::from_secs(2);
+
+/// Keeps the token of a shared client that nobody polls fresh from a thread of its own. An
+/// `AdminClient` is one: librdkafka posts its refresh requests on the client's main queue,
+/// which only polling serves, so its context's callback is never called. Every
+/// [`REFRESH_AFTER`] (sooner again after a failure) a new token is set with [`authenticate`]; the
+/// thread ends once the client has been dropped (checked every [`LIVENESS_CHECK`]), and holds
+/// the client only while it sets a token. The first token is the caller's [`authenticate`].
+pub fn keep_fresh<T, C>(
+    client: &Arc<T>,
+    settings: MskIamSettings,
+    inner: fn(&T) -> &Client<C>,
+) -> Result<(), MskIamError>
+where
+    T: Send + Sync + 'static,
+    C: ClientContext + 'static,
+{
+    let weak = Arc::downgrade(client);
+    std::thread::Builder::new()
+        .name("ferry-msk-iam-refresh".into())
+        .spawn(move || {
+            let mut next = std::time::Instant::now() + REFRESH_AFTER;
+            loop {
+                let now = std::time::Instant::now();
+                std::thread::sleep(LIVENESS_CHECK.min(next.saturating_duration_since(now)));
+                if weak.strong_count() == 0 {
+                    return;
+                }
+                if std::time::Instant::now() < next {
+                    continue;
+                }
+                let Some(client) = weak.upgrade() else { return };
+                let set =
+                    catch_unwind(AssertUnwindSafe(|| authenticate(inner(&client), &settings)))
+                        .unwrap_or_else(|_| {
+                            Err(MskIamError::Signing("refresh failed unexpectedly".into()))
+                        });
+                drop(client);
+                next = std::time::Instant::now()
+                    + match set {
+                        Ok(()) => REFRESH_AFTER,
+                        Err(e) => {
+                            tracing::debug!("token refresh: {e}");
+                            RETRY_AFTER
+                        }
+                    };
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| MskIamError::Signing(format!("could not start the token refresh thread: {e}")))
+}
+
 /// A client context whose only job is MSK IAM tokens: for consumers, producers and plain
 /// clients that need no context of their own. Works for any connection (it does nothing when
 /// the connection does not use OAUTHBEARER).
