@@ -198,6 +198,10 @@ class Kafka:
             incremental_configs=[ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)],
         )
         self.admin.incremental_alter_configs([res])[res].result(timeout=15)
+        # The controller answers once the change is committed; the broker that answers the
+        # next describe applies it a moment later. Out-of-band changes must be visible before
+        # a test asks the provider to notice them.
+        self.wait(lambda: self.overrides(name).get(key) == value, f"{key}={value} on {name}")
 
     @staticmethod
     def wait(predicate, what, seconds=30):
