@@ -531,6 +531,23 @@ pub fn authenticate<C: ClientContext>(
     }
 }
 
+/// [`authenticate`] for a client made from `config` (a `ConnectionConfig::client_config()`
+/// plus the caller's own settings): a no-op unless `config` asks for MSK IAM. For code that
+/// holds the librdkafka settings rather than the `ConnectionConfig`.
+pub fn authenticate_from<C: ClientContext>(
+    client: &Client<C>,
+    config: &rdkafka::ClientConfig,
+) -> Result<(), MskIamError> {
+    let settings = (config.get("sasl.mechanism") == Some("OAUTHBEARER"))
+        .then(|| config.get("sasl.oauthbearer.config"))
+        .flatten()
+        .and_then(MskIamSettings::from_config_string);
+    match settings {
+        Some(settings) => authenticate(client, &settings),
+        None => Ok(()),
+    }
+}
+
 /// When [`keep_fresh`] asks for the next token: at 80 % of a token's life, as librdkafka does.
 const REFRESH_AFTER: Duration = Duration::from_secs(TOKEN_LIFETIME.as_secs() * 4 / 5);
 /// After a failed refresh (the old token is still valid for a while), the next try.

@@ -368,3 +368,32 @@ fn a_real_broker_is_asked_for_oauthbearer_and_refuses_it() {
         "{seen}"
     );
 }
+
+/// Opt-in acceptance test against a real MSK cluster with IAM client authentication (see
+/// docs/guides/msk-iam.md): FERRY_MSK_IAM_BOOTSTRAP is its `bootstrap_brokers_sasl_iam` (or
+/// `bootstrap_brokers_public_sasl_iam`), credentials come from the standard AWS chain of the
+/// shell and need `kafka-cluster:Connect` and `kafka-cluster:DescribeCluster`. Without the
+/// variable it says so and does nothing; nothing in CI sets it.
+#[test]
+#[ignore = "needs an MSK cluster with IAM auth: FERRY_MSK_IAM_BOOTSTRAP"]
+fn real_msk_cluster_accepts_the_token() {
+    let Ok(servers) = std::env::var("FERRY_MSK_IAM_BOOTSTRAP") else {
+        eprintln!("FERRY_MSK_IAM_BOOTSTRAP is not set: no MSK cluster to try, nothing checked");
+        return;
+    };
+    let mut conn = iam(&servers);
+    conn.tls = Some(ferry_kafka::TlsConfig::default());
+    conn.timeout = Duration::from_secs(30);
+    let mut config = conn.client_config();
+    config.set("group.id", "ferry-msk-iam-acceptance");
+    let c: BaseConsumer<msk_iam::MskIamContext> =
+        config.create_with_context(msk_iam::MskIamContext).unwrap();
+    conn.authenticate(c.client()).unwrap();
+    let metadata = c.fetch_metadata(None, conn.timeout).unwrap();
+    assert!(!metadata.brokers().is_empty());
+    eprintln!(
+        "MSK accepted the token: {} brokers, {} topics visible",
+        metadata.brokers().len(),
+        metadata.topics().len()
+    );
+}
