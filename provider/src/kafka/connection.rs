@@ -223,58 +223,27 @@ pub fn parse(
         Tf::Known(s) if !s.is_wholly_known() => return Resolved::Unknown,
         Tf::Known(s) => {
             let mechanism_name = s.mechanism.known().cloned().unwrap_or_default();
-            let mechanism = SaslMechanism::parse(&mechanism_name);
-            if mechanism.is_none() {
-                let detail = if mechanism_name.eq_ignore_ascii_case("AWS_MSK_IAM") {
-                    "MSK IAM authentication is not supported yet; use SCRAM (MSK supports SASL/SCRAM) for now.".to_string()
-                } else {
-                    format!(
-                        "{mechanism_name:?} is not supported; use one of {}.",
-                        SaslMechanism::NAMES.join(", ")
-                    )
-                };
-                diags.attribute_error(
-                    path("sasl").attr("mechanism"),
-                    "Unsupported SASL mechanism",
-                    detail,
-                );
-            }
-            let username = s
-                .username
-                .known()
-                .cloned()
-                .or_else(|| env(ENV_SASL_USERNAME));
-            let password = s
-                .password
-                .known()
-                .cloned()
-                .or_else(|| env(ENV_SASL_PASSWORD));
-            let hint = match origin {
-                Origin::Provider => " (or the matching FERRY_KAFKA_SASL_* environment variable)",
-                Origin::ClusterBlock => "",
-            };
-            // Only worth saying when the mechanism itself is usable.
-            if mechanism.is_some() && username.is_none() {
-                diags.attribute_error(
-                    path("sasl").attr("username"),
-                    "Missing SASL username",
-                    format!("Set username{hint}."),
-                );
-            }
-            if mechanism.is_some() && password.is_none() {
-                diags.attribute_error(
-                    path("sasl").attr("password"),
-                    "Missing SASL password",
-                    format!("Set password{hint}."),
-                );
-            }
-            match (mechanism, username, password) {
-                (Some(mechanism), Some(username), Some(password)) => Some(SaslConfig {
-                    mechanism,
-                    username,
-                    password: Secret::new(password),
-                }),
-                _ => None,
+            match SaslMechanism::parse(&mechanism_name) {
+                Some(SaslMechanism::AwsMskIam) => {
+                    msk_iam(s, tls.is_some(), &path("sasl"), &path("tls"), diags)
+                }
+                Some(mechanism) => password_sasl(mechanism, s, origin, &path("sasl"), &env, diags),
+                None => {
+                    let detail = if mechanism_name.eq_ignore_ascii_case("AWS_MSK_IAM") {
+                        format!("{mechanism_name:?}: write it as AWS_MSK_IAM.")
+                    } else {
+                        format!(
+                            "{mechanism_name:?} is not supported; use one of {}.",
+                            SaslMechanism::NAMES.join(", ")
+                        )
+                    };
+                    diags.attribute_error(
+                        path("sasl").attr("mechanism"),
+                        "Unsupported SASL mechanism",
+                        detail,
+                    );
+                    None
+                }
             }
         }
     };
@@ -284,6 +253,105 @@ pub fn parse(
         tls,
         sasl,
         timeout,
+    })
+}
+
+/// A username/password mechanism (PLAIN, SCRAM): both are required, from the block or, in the
+/// provider block, from the FERRY_KAFKA_SASL_* environment variables.
+fn password_sasl(
+    mechanism: SaslMechanism,
+    s: &SaslModel,
+    origin: Origin,
+    at: &AttributePath,
+    env: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Diagnostics,
+) -> Option<SaslConfig> {
+    let username = s
+        .username
+        .known()
+        .cloned()
+        .or_else(|| env(ENV_SASL_USERNAME));
+    let password = s
+        .password
+        .known()
+        .cloned()
+        .or_else(|| env(ENV_SASL_PASSWORD));
+    let hint = match origin {
+        Origin::Provider => " (or the matching FERRY_KAFKA_SASL_* environment variable)",
+        Origin::ClusterBlock => "",
+    };
+    if username.is_none() {
+        diags.attribute_error(
+            at.clone().attr("username"),
+            "Missing SASL username",
+            format!("Set username{hint}."),
+        );
+    }
+    if password.is_none() {
+        diags.attribute_error(
+            at.clone().attr("password"),
+            "Missing SASL password",
+            format!("Set password{hint}."),
+        );
+    }
+    Some(SaslConfig {
+        mechanism,
+        username: username?,
+        password: Secret::new(password?),
+    })
+}
+
+/// Whether the provider's Kafka connections can authenticate with MSK IAM. ferry-kafka signs
+/// the tokens (`ferry_kafka::msk_iam`), but `Admin` and the record operations must still hand
+/// them to their clients (`ConnectionConfig::authenticate`/`keep_fresh`, and a context that
+/// delegates to `msk_iam::oauth_token`); until they do, asking for it is one clear error
+/// rather than a connection that waits for a token until it times out.
+const CLIENTS_TAKE_MSK_IAM_TOKENS: bool = false;
+
+/// AWS_MSK_IAM: no username or password (credentials come from the AWS credential chain of
+/// the process: environment, profile, web identity, container or instance role); MSK's IAM
+/// listeners use TLS.
+fn msk_iam(
+    s: &SaslModel,
+    tls: bool,
+    at: &AttributePath,
+    tls_at: &AttributePath,
+    diags: &mut Diagnostics,
+) -> Option<SaslConfig> {
+    for (name, set) in [
+        ("username", s.username.known().is_some()),
+        ("password", s.password.known().is_some()),
+    ] {
+        if set {
+            diags.attribute_error(
+                at.clone().attr(name),
+                "Not used with AWS_MSK_IAM",
+                format!(
+                    "AWS_MSK_IAM signs in with AWS credentials from the standard chain \
+                     (environment, AWS_PROFILE, web identity, container or instance role); \
+                     remove {name}."
+                ),
+            );
+        }
+    }
+    if !CLIENTS_TAKE_MSK_IAM_TOKENS {
+        diags.attribute_error(
+            at.clone().attr("mechanism"),
+            "Unsupported SASL mechanism",
+            "MSK IAM authentication is not supported yet; use SCRAM (MSK supports SASL/SCRAM) for now.",
+        );
+    } else if !tls {
+        diags.attribute_warning(
+            tls_at.clone(),
+            "MSK IAM without TLS",
+            "MSK's IAM listeners (ports 9098 and 9198, and serverless clusters) use TLS; add \
+             `tls {}` unless this cluster really offers SASL/OAUTHBEARER in plain text.",
+        );
+    }
+    Some(SaslConfig {
+        mechanism: SaslMechanism::AwsMskIam,
+        username: String::new(),
+        password: Secret::new(""),
     })
 }
 
@@ -445,10 +513,67 @@ mod tests {
             ("bootstrap_servers", servers(&["b-1.example:9098"])),
             ("sasl", obj(&[("mechanism", Value::string("AWS_MSK_IAM"))])),
         ]);
-        parse(&block, Origin::Provider, &AttributePath::default(), &mut d);
+        let resolved = parse(&block, Origin::Provider, &AttributePath::default(), &mut d);
         assert_eq!(d.0.len(), 1, "{d:?}");
         assert!(d.0[0].detail.contains("MSK IAM"), "{d:?}");
         assert_eq!(d.0[0].path.clone().unwrap().to_string(), "sasl.mechanism");
+        // What the connection will be once the clients take tokens.
+        let Resolved::Known(c) = resolved else {
+            panic!("{resolved:?}")
+        };
+        let sasl = c.sasl.unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::AwsMskIam);
+        assert_eq!(sasl.username, "");
+    }
+
+    #[test]
+    fn msk_iam_refuses_a_username_and_password() {
+        let mut d = Diagnostics::default();
+        let block = obj(&[
+            ("bootstrap_servers", servers(&["b-1.example:9098"])),
+            (
+                "sasl",
+                obj(&[
+                    ("mechanism", Value::string("AWS_MSK_IAM")),
+                    ("username", Value::string("u")),
+                    ("password", Value::string("p")),
+                ]),
+            ),
+        ]);
+        parse(
+            &block,
+            Origin::ClusterBlock,
+            &AttributePath::root("cluster"),
+            &mut d,
+        );
+        let paths: Vec<String> =
+            d.0.iter()
+                .map(|x| x.path.clone().unwrap().to_string())
+                .collect();
+        assert!(
+            paths.contains(&"cluster.sasl.username".to_string()),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"cluster.sasl.password".to_string()),
+            "{paths:?}"
+        );
+        assert!(
+            d.0.iter().any(|x| x.detail.contains("standard chain")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn lower_case_msk_iam_says_how_to_write_it() {
+        let mut d = Diagnostics::default();
+        let block = obj(&[
+            ("bootstrap_servers", servers(&["b-1.example:9098"])),
+            ("sasl", obj(&[("mechanism", Value::string("aws_msk_iam"))])),
+        ]);
+        parse(&block, Origin::Provider, &AttributePath::default(), &mut d);
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert!(d.0[0].detail.contains("write it as AWS_MSK_IAM"), "{d:?}");
     }
 
     #[test]
