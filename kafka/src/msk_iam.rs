@@ -499,7 +499,15 @@ pub fn authenticate<C: ClientContext>(
     client: &Client<C>,
     settings: &MskIamSettings,
 ) -> Result<(), MskIamError> {
-    let token = token_with(settings, None)?;
+    set_token(client, settings, None)
+}
+
+fn set_token<C: ClientContext>(
+    client: &Client<C>,
+    settings: &MskIamSettings,
+    source: Option<CredentialSource>,
+) -> Result<(), MskIamError> {
+    let token = token_with(settings, source)?;
     let value = CString::new(token.token)
         .map_err(|_| MskIamError::Signing("the token has a NUL byte".into()))?;
     let principal = CString::default();
@@ -570,14 +578,50 @@ where
     T: Send + Sync + 'static,
     C: ClientContext + 'static,
 {
+    refresh_thread(
+        client,
+        settings,
+        inner,
+        None,
+        Schedule {
+            refresh_after: REFRESH_AFTER,
+            retry_after: RETRY_AFTER,
+            liveness_check: LIVENESS_CHECK,
+        },
+    )
+}
+
+/// When [`refresh_thread`] sets tokens and checks on its client.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    refresh_after: Duration,
+    retry_after: Duration,
+    liveness_check: Duration,
+}
+
+fn refresh_thread<T, C>(
+    client: &Arc<T>,
+    settings: MskIamSettings,
+    inner: fn(&T) -> &Client<C>,
+    source: Option<CredentialSource>,
+    every: Schedule,
+) -> Result<(), MskIamError>
+where
+    T: Send + Sync + 'static,
+    C: ClientContext + 'static,
+{
     let weak = Arc::downgrade(client);
     std::thread::Builder::new()
         .name("ferry-msk-iam-refresh".into())
         .spawn(move || {
-            let mut next = std::time::Instant::now() + REFRESH_AFTER;
+            let mut next = std::time::Instant::now() + every.refresh_after;
             loop {
                 let now = std::time::Instant::now();
-                std::thread::sleep(LIVENESS_CHECK.min(next.saturating_duration_since(now)));
+                std::thread::sleep(
+                    every
+                        .liveness_check
+                        .min(next.saturating_duration_since(now)),
+                );
                 if weak.strong_count() == 0 {
                     return;
                 }
@@ -585,18 +629,19 @@ where
                     continue;
                 }
                 let Some(client) = weak.upgrade() else { return };
-                let set =
-                    catch_unwind(AssertUnwindSafe(|| authenticate(inner(&client), &settings)))
-                        .unwrap_or_else(|_| {
-                            Err(MskIamError::Signing("refresh failed unexpectedly".into()))
-                        });
+                let set = catch_unwind(AssertUnwindSafe(|| {
+                    set_token(inner(&client), &settings, source.clone())
+                }))
+                .unwrap_or_else(|_| {
+                    Err(MskIamError::Signing("refresh failed unexpectedly".into()))
+                });
                 drop(client);
                 next = std::time::Instant::now()
                     + match set {
-                        Ok(()) => REFRESH_AFTER,
+                        Ok(()) => every.refresh_after,
                         Err(e) => {
                             tracing::debug!("token refresh: {e}");
-                            RETRY_AFTER
+                            every.retry_after
                         }
                     };
             }
@@ -1075,5 +1120,62 @@ mod tests {
             )
         });
         assert!(made.is_ok(), "{made:?}");
+    }
+
+    #[test]
+    fn refresh_thread_sets_tokens_until_its_client_is_dropped() {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let mut config = rdkafka::ClientConfig::new();
+        config
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("security.protocol", "sasl_plaintext")
+            .set("sasl.mechanism", "OAUTHBEARER");
+        let client: Arc<BaseConsumer<MskIamContext>> =
+            Arc::new(config.create_with_context(MskIamContext).unwrap());
+        // Credentials that expire within the reuse margin are fetched for every token.
+        let fetched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        #[derive(Debug)]
+        struct ShortLived(Arc<std::sync::atomic::AtomicUsize>);
+        impl ProvideCredentials for ShortLived {
+            fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+            where
+                Self: 'a,
+            {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                future::ProvideCredentials::ready(Ok(Credentials::new(
+                    AKID,
+                    SECRET,
+                    None,
+                    Some(SystemTime::now() + Duration::from_secs(60)),
+                    "test",
+                )))
+            }
+        }
+        let source = CredentialSource::new(ShortLived(Arc::clone(&fetched)), None);
+        let every = Schedule {
+            refresh_after: Duration::from_millis(100),
+            // A failed set would wait this long: only successful sets keep the count rising.
+            retry_after: Duration::from_secs(60),
+            liveness_check: Duration::from_millis(20),
+        };
+        refresh_thread(
+            &client,
+            settings(Duration::from_secs(5)),
+            |c: &BaseConsumer<MskIamContext>| c.client(),
+            Some(source),
+            every,
+        )
+        .unwrap();
+        let count = || fetched.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while count() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(count() >= 3, "{} tokens set", count());
+        drop(client);
+        std::thread::sleep(Duration::from_millis(200));
+        let after_drop = count();
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(count(), after_drop, "the thread ended with its client");
     }
 }
