@@ -57,7 +57,8 @@ pub const MAX_CREDENTIALS_WAIT: Duration = Duration::from_secs(15);
 /// Marks a `sasl.oauthbearer.config` string as ferry's MSK IAM settings.
 const CONFIG_TAG: &str = "ferry-msk-iam";
 
-/// Why no token could be made. Its text starts with "MSK IAM:" and never holds a secret.
+/// Why no token could be made. Its text never holds a secret and, but for [`Self::NotMskIam`],
+/// starts with "MSK IAM:".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MskIamError {
     /// The credential chain failed, found nothing, or did not answer in time.
@@ -493,8 +494,9 @@ pub fn oauth_token(config: Option<&str>) -> Result<OAuthToken, Box<dyn Error>> {
 /// caller at once with [`MskIamError`] instead of after the connection timeout, and clients that
 /// are not polled before their first request (admin clients, metadata-only readers) can connect.
 /// Later tokens come through the client's context ([`MskIamContext`] or [`oauth_token`]) when
-/// librdkafka asks. A no-op for clients without MSK IAM settings. Blocks up to the credential
-/// bound: call it from a blocking thread.
+/// librdkafka asks ([`keep_fresh`] for clients nobody polls). `ConnectionConfig::authenticate`
+/// calls it only for AWS_MSK_IAM connections. Blocks up to the credential bound: call it from a
+/// blocking thread.
 pub fn authenticate<C: ClientContext>(
     client: &Client<C>,
     settings: &MskIamSettings,
