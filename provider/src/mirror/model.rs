@@ -1,6 +1,8 @@
 //! `ferry_mirror`'s schema and model: what users write and what state records.
 
 use ferry_mirror_api::RunState;
+use std::collections::BTreeMap;
+
 use tfplugin::{
     Attribute, Block, Diagnostics, Model, NestedBlock, Schema, StateUpgrader, Tf, Type, Validator,
     Value, timeouts,
@@ -59,6 +61,7 @@ pub struct VerificationRow {
 pub struct LauncherModel {
     pub local: Tf<LocalLauncherModel>,
 }
+    pub kubernetes: Tf<KubernetesLauncherModel>,
 
 #[derive(Debug, Clone, Default, PartialEq, Model)]
 pub struct LocalLauncherModel {
@@ -67,6 +70,38 @@ pub struct LocalLauncherModel {
 }
 
 impl MirrorModel {
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct KubernetesLauncherModel {
+    pub namespace: Tf<String>,
+    pub image: Tf<String>,
+    pub image_pull_policy: Tf<String>,
+    pub service_account: Tf<String>,
+    pub node_selector: Tf<BTreeMap<String, String>>,
+    pub host_network: Tf<bool>,
+    pub kubeconfig_path: Tf<String>,
+    pub context: Tf<String>,
+    pub in_cluster: Tf<bool>,
+    pub drift: Tf<Vec<String>>,
+    pub resources: Tf<KubernetesResourcesModel>,
+    pub tolerations: Tf<Vec<TolerationModel>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct KubernetesResourcesModel {
+    pub cpu_request: Tf<String>,
+    pub cpu_limit: Tf<String>,
+    pub memory_request: Tf<String>,
+    pub memory_limit: Tf<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Model)]
+pub struct TolerationModel {
+    pub key: Tf<String>,
+    pub operator: Tf<String>,
+    pub value: Tf<String>,
+    pub effect: Tf<String>,
+}
+
     pub fn mode_is_continuous(&self) -> bool {
         self.mode.known().is_some_and(|m| m == "continuous")
     }
@@ -233,7 +268,8 @@ pub fn schema() -> Schema {
                     .attribute(Attribute::optional("binary", Type::String).describe(
                         "Path of ferry-mirror (default: beside the provider, FERRY_MIRROR_BIN, or PATH).",
                     )),
-            )),
+            ))
+            .block(kubernetes_launcher_block()),
         ))
         .block(timeouts::block()),
     }
@@ -255,6 +291,183 @@ fn schema_v0() -> Schema {
     s.version = 0;
     s.block.attributes.retain(|a| a.name != "http_listen");
     for a in &mut s.block.attributes {
+pub const PULL_POLICIES: &[&str] = &["IfNotPresent", "Always", "Never"];
+pub const TOLERATION_OPERATORS: &[&str] = &["Equal", "Exists"];
+pub const TOLERATION_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+
+/// A DNS-1123 label (namespaces, service accounts): lower-case letters, digits and `-`, at most
+/// 63 characters, starting and ending with a letter or digit.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A Kubernetes resource quantity such as `500m`, `2`, `1.5`, `512Mi` or `1G`.
+pub fn is_quantity(s: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+    ];
+    let digits = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits);
+    !number.is_empty()
+        && number != "."
+        && number.matches('.').count() <= 1
+        && SUFFIXES.contains(&suffix)
+}
+
+fn check_dns_label(value: &Value, path: &tfplugin::AttributePath, diags: &mut Diagnostics) {
+    if let Some(s) = value.as_str()
+        && !is_dns_label(s)
+    {
+        diags.attribute_error(
+            path.clone(),
+            "Invalid Kubernetes name",
+            format!(
+                "{s:?} is not a DNS label: lower-case letters, digits and '-', at most 63 characters, \
+                 starting and ending with a letter or digit."
+            ),
+        );
+    }
+}
+
+fn check_quantity(value: &Value, path: &tfplugin::AttributePath, diags: &mut Diagnostics) {
+    if let Some(s) = value.as_str()
+        && !is_quantity(s)
+    {
+        diags.attribute_error(
+            path.clone(),
+            "Invalid resource quantity",
+            format!("{s:?} is not a Kubernetes quantity such as \"500m\", \"2\" or \"512Mi\"."),
+        );
+    }
+}
+
+fn check_not_blank(value: &Value, path: &tfplugin::AttributePath, diags: &mut Diagnostics) {
+    if let Some(s) = value.as_str()
+        && (s.trim().is_empty() || s.chars().any(char::is_whitespace))
+    {
+        diags.attribute_error(
+            path.clone(),
+            "Invalid image",
+            "The image reference must be non-empty and contain no spaces.",
+        );
+    }
+}
+
+/// `launcher { kubernetes { ... } }`: workers as pods of an existing cluster.
+fn kubernetes_launcher_block() -> NestedBlock {
+    let quantity = |name: &str, what: &str| {
+        Attribute::optional(name, Type::String)
+            .describe(what)
+            .validate(Validator::custom(
+                "Invalid resource quantity",
+                "A Kubernetes quantity such as `500m`, `2` or `512Mi`.",
+                check_quantity,
+            ))
+    };
+    let dns_label = || {
+        Validator::custom(
+            "Invalid Kubernetes name",
+            "A DNS label: lower-case letters, digits and `-`, at most 63 characters.",
+            check_dns_label,
+        )
+    };
+    NestedBlock::single(
+        "kubernetes",
+        Block::new(
+            "Workers as pods of an existing Kubernetes cluster: the spec in a ConfigMap, credentials in \
+             a Secret mounted as files, the workers as a Deployment (continuous) or a Job \
+             (until_caught_up) of `workers` replicas, one-off commands (verify, translate) as Jobs. \
+             Every object carries the run's labels; destroy deletes them all.",
+        )
+        .attribute(
+            Attribute::optional("namespace", Type::String)
+                .describe("Namespace of the run's objects (it must exist).")
+                .validate(dns_label())
+                .default(Value::string("default"))
+                .requires_replace(),
+        )
+        .attribute(
+            Attribute::required("image", Type::String)
+                .describe("The ferry-mirror runtime image (entrypoint ferry-mirror, e.g. built from runtime/Dockerfile).")
+                .validate(Validator::custom(
+                    "Invalid image",
+                    "A non-empty image reference without spaces.",
+                    check_not_blank,
+                )),
+        )
+        .attribute(
+            Attribute::optional("image_pull_policy", Type::String)
+                .describe("The containers' imagePullPolicy.")
+                .validate(Validator::one_of(PULL_POLICIES, "Invalid image_pull_policy"))
+                .default(Value::string("IfNotPresent")),
+        )
+        .attribute(
+            Attribute::optional("service_account", Type::String)
+                .describe("Service account of the pods (default: the namespace's default; no API token is mounted).")
+                .validate(dns_label()),
+        )
+        .attribute(
+            Attribute::optional("node_selector", Type::map(Type::String))
+                .describe("Node labels the pods must run on."),
+        )
+        .attribute(
+            Attribute::optional("host_network", Type::Bool)
+                .describe("Run the pods in the node's network namespace (clusters without a pod network, or Kafka reachable only from nodes).")
+                .default(Value::Bool(false)),
+        )
+        .attribute(
+            Attribute::optional("kubeconfig_path", Type::String)
+                .describe("Kubeconfig file to reach the cluster (default: KUBECONFIG, then ~/.kube/config, then in-cluster).")
+                .requires_replace(),
+        )
+        .attribute(
+            Attribute::optional("context", Type::String)
+                .describe("Kubeconfig context (default: the current context).")
+                .requires_replace(),
+        )
+        .attribute(
+            Attribute::optional("in_cluster", Type::Bool)
+                .describe("Use the service account of the pod running Terraform instead of a kubeconfig.")
+                .default(Value::Bool(false))
+                .requires_replace(),
+        )
+        .attribute(Attribute::computed("drift", Type::list(Type::String)).describe(
+            "Objects of the run found changed or missing at the last refresh; the next apply restores them.",
+        ))
+        .block(NestedBlock::single(
+            "resources",
+            Block::new("Requests and limits of each worker container.")
+                .attribute(quantity("cpu_request", "CPU request, e.g. `500m`."))
+                .attribute(quantity("cpu_limit", "CPU limit."))
+                .attribute(quantity("memory_request", "Memory request, e.g. `256Mi`."))
+                .attribute(quantity("memory_limit", "Memory limit, e.g. `1Gi`.")),
+        ))
+        .block(NestedBlock::list(
+            "tolerations",
+            Block::new("Taints the pods tolerate.")
+                .attribute(Attribute::optional("key", Type::String).describe("Taint key (empty with Exists: every taint)."))
+                .attribute(
+                    Attribute::optional("operator", Type::String)
+                        .describe("`Equal` (the default) or `Exists`.")
+                        .validate(Validator::one_of(TOLERATION_OPERATORS, "Invalid toleration operator")),
+                )
+                .attribute(Attribute::optional("value", Type::String).describe("Taint value (with Equal)."))
+                .attribute(
+                    Attribute::optional("effect", Type::String)
+                        .describe("Taint effect (empty: every effect).")
+                        .validate(Validator::one_of(TOLERATION_EFFECTS, "Invalid toleration effect")),
+                ),
+        )),
+    )
+}
+
         if a.default.take().is_some() {
             a.computed = false;
         }
@@ -345,6 +558,77 @@ mod tests {
         let mut wide = Value::empty_object(&schema().block.implied_type());
         if let (Value::Object(w), Value::Object(s)) = (&mut wide, state) {
             w.extend(s);
+    fn kubernetes_block() -> Block {
+        let s = schema();
+        let launcher = &s
+            .block
+            .blocks
+            .iter()
+            .find(|b| b.name == "launcher")
+            .unwrap()
+            .block;
+        launcher
+            .blocks
+            .iter()
+            .find(|b| b.name == "kubernetes")
+            .unwrap()
+            .block
+            .clone()
+    }
+
+    #[test]
+    fn kubernetes_launcher_schema_matches_its_models_and_checks_input() {
+        let k = kubernetes_block();
+        check_model_matches::<KubernetesLauncherModel>(&k).unwrap();
+        let nested = |n: &str| k.blocks.iter().find(|b| b.name == n).unwrap().block.clone();
+        check_model_matches::<KubernetesResourcesModel>(&nested("resources")).unwrap();
+        check_model_matches::<TolerationModel>(&nested("tolerations")).unwrap();
+        assert!(k.find_attribute("image").unwrap().required);
+        assert_eq!(
+            k.find_attribute("namespace").unwrap().default,
+            Some(Value::string("default"))
+        );
+        assert!(k.find_attribute("drift").unwrap().computed);
+
+        // Bad input is reported at the attribute's own path.
+        let mut config = Value::empty_object(&k.implied_type());
+        config.set("namespace", Value::string("Bad_Namespace"));
+        config.set("image", Value::string("ferry mirror"));
+        config.set("image_pull_policy", Value::string("Sometimes"));
+        let mut resources = Value::empty_object(&nested("resources").implied_type());
+        resources.set("cpu_limit", Value::string("two cores"));
+        config.set("resources", resources);
+        let at = tfplugin::AttributePath::root("launcher").attr("kubernetes");
+        let mut d = Diagnostics::default();
+        tfplugin::plan::validate(&k, &config, &at, &mut d);
+        let text = format!("{d:?}");
+        for summary in [
+            "Invalid Kubernetes name",
+            "Invalid image",
+            "Invalid image_pull_policy",
+            "Invalid resource quantity",
+        ] {
+            assert!(text.contains(summary), "{summary} missing from {text}");
+        }
+        assert!(text.contains("cpu_limit"), "{text}");
+    }
+
+    #[test]
+    fn kubernetes_names_and_quantities() {
+        for ok in ["default", "ferry-migrations", "a1"] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+        for ok in ["500m", "2", "1.5", "512Mi", "1G", "0.25"] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "m", "1.2.3", "two", "5 Mi", "1Gb"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
         }
         let mut d = Diagnostics::default();
         let m = upgrade_v0(wide, &mut d).unwrap();

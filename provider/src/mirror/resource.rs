@@ -17,8 +17,9 @@ use tfplugin::timeouts::{Operation, Timeouts};
 use tfplugin::{AttributePath, Diagnostics, Plan, Resource, Schema, StateUpgrader, Tf};
 
 use super::launcher::Launcher;
+use super::launcher::kubernetes::{self as k8s, KubernetesLauncher, KubernetesSettings, Workload};
 use super::launcher::local::{LocalLauncher, default_binary};
-use super::model::{self, MirrorModel};
+use super::model::{self, KubernetesLauncherModel, MirrorModel};
 use super::poll;
 use super::spec::{self as run_spec, RunDocuments};
 use crate::kafka::connection::{self, Origin, Resolved};
@@ -59,6 +60,7 @@ impl Resource<FerryData> for MirrorResource {
                 "Set topics, topics_regex, or both.",
             );
         }
+        validate_launcher(config, diags);
         for (side, block) in [("source", &config.source), ("target", &config.target)] {
             connection::parse(
                 block,
@@ -76,8 +78,16 @@ impl Resource<FerryData> for MirrorResource {
             plan.planned.run_id = Tf::Known(id);
         }
         plan.planned.id = plan.planned.run_id.clone();
+        // Objects found changed or missing on read are restored by this apply: none are left.
+        let prior_drift = plan
+            .prior
+            .as_ref()
+            .is_some_and(|p| !kubernetes_drift(p).is_empty());
+        if let Some(k) = kubernetes_mut(&mut plan.planned) {
+            k.drift = Tf::Known(Vec::new());
+        }
         if let Some(prior) = &plan.prior
-            && workers_missing(prior, &plan.planned)
+            && (workers_missing(prior, &plan.planned) || prior_drift)
         {
             mark_status_unknown(&mut plan.planned);
         }
@@ -89,7 +99,7 @@ impl Resource<FerryData> for MirrorResource {
         planned: MirrorModel,
         diags: &mut Diagnostics,
     ) -> Option<MirrorModel> {
-        let run = Run::open(&planned, diags)?;
+        let run = Run::open(ctx, &planned, diags)?;
         if let Err(e) = run.launcher.provision(&run.docs).await {
             diags.error_from(
                 Some(AttributePath::root("launcher")),
@@ -115,12 +125,12 @@ impl Resource<FerryData> for MirrorResource {
 
     async fn read(
         &self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         state: MirrorModel,
         diags: &mut Diagnostics,
     ) -> Option<MirrorModel> {
         // Reading never writes the run's files: it only looks at the status and the workers.
-        let Some(run) = Run::open(&state, diags) else {
+        let Some(run) = Run::open(ctx, &state, diags) else {
             return Some(state);
         };
         let mut next = state;
@@ -129,6 +139,23 @@ impl Resource<FerryData> for MirrorResource {
             Err(e) => diags.error("Cannot read the run's status", e),
         }
         next.workers_running = Tf::Known(run.launcher.running().await as i64);
+        let finished = next.run_state() == Some(RunState::Complete);
+        let workers = next.workers.or(1).max(1) as usize;
+        if let Some(k) = kubernetes_mut(&mut next) {
+            match run.launcher.drift(workers, finished).await {
+                Ok(found) => {
+                    for line in &found {
+                        tracing::info!(drift = %line, "ferry_mirror: Kubernetes object out of band");
+                    }
+                    k.drift = Tf::Known(found);
+                }
+                Err(e) => diags.attribute_warning(
+                    AttributePath::root("launcher").attr("kubernetes"),
+                    "Cannot compare the run's Kubernetes objects",
+                    e.to_string(),
+                ),
+            }
+        }
         Some(next)
     }
 
@@ -139,11 +166,12 @@ impl Resource<FerryData> for MirrorResource {
         planned: MirrorModel,
         diags: &mut Diagnostics,
     ) -> MirrorModel {
-        let Some(run) = Run::open(&planned, diags) else {
+        let Some(run) = Run::open(ctx, &planned, diags) else {
             return prior;
         };
         // Workers read the spec when they start: a different spec means restarting them.
-        let before = Run::open(&prior, &mut Diagnostics::default()).map(|r| r.docs.spec_json());
+        let before =
+            Run::open(ctx, &prior, &mut Diagnostics::default()).map(|r| r.docs.spec_json());
         let spec_changed = before.as_deref() != Some(run.docs.spec_json().as_str());
         if spec_changed {
             // Restart them on the new one (they resume where the run is).
@@ -179,7 +207,7 @@ impl Resource<FerryData> for MirrorResource {
     }
 
     async fn delete(&self, ctx: &Ctx, prior: MirrorModel, diags: &mut Diagnostics) {
-        let Some(run) = Run::open(&prior, diags) else {
+        let Some(run) = Run::open(ctx, &prior, diags) else {
             return;
         };
         let within = Timeouts::get(&prior.timeouts, Operation::Delete, DEFAULT_TIMEOUT);
@@ -195,10 +223,105 @@ impl Resource<FerryData> for MirrorResource {
         if continuous {
             run.final_translation(prior.verify.or(true), diags).await;
         }
+        if diags.has_errors() {
+            return;
+        }
+        // Whatever the launcher created for the run (Kubernetes objects) goes last: the final
+        // translation above still needed the spec and secrets.
+        if let Err(e) = run.launcher.remove(STOP_GRACE).await {
+            diags.error_from(
+                Some(AttributePath::root("launcher")),
+                "Cannot delete the run's objects",
+                &e,
+            );
+        }
     }
 
     async fn import(&self, _ctx: &Ctx, id: &str, diags: &mut Diagnostics) -> Option<MirrorModel> {
         import_from_run_dir(Path::new(DEFAULT_STATE_DIR), id, diags)
+    }
+}
+
+/// `launcher.kubernetes`, when the configuration uses it.
+fn kubernetes_mut(m: &mut MirrorModel) -> Option<&mut KubernetesLauncherModel> {
+    match &mut m.launcher {
+        Tf::Known(l) => match &mut l.kubernetes {
+            Tf::Known(k) => Some(k),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// What the last read found changed or missing among the run's Kubernetes objects.
+fn kubernetes_drift(m: &MirrorModel) -> Vec<String> {
+    m.launcher
+        .known()
+        .and_then(|l| l.kubernetes.known())
+        .and_then(|k| k.drift.known().cloned())
+        .unwrap_or_default()
+}
+
+/// One launcher at a time; in-cluster configuration excludes a kubeconfig.
+fn validate_launcher(config: &MirrorModel, diags: &mut Diagnostics) {
+    let Some(launcher) = config.launcher.known() else {
+        return;
+    };
+    if !launcher.local.is_null() && !launcher.kubernetes.is_null() {
+        diags.attribute_error(
+            AttributePath::root("launcher").attr("kubernetes"),
+            "Conflicting launchers",
+            "Set either launcher.local or launcher.kubernetes, not both.",
+        );
+    }
+    if let Some(k) = launcher.kubernetes.known()
+        && k.in_cluster.known() == Some(&true)
+    {
+        for (name, value) in [
+            ("kubeconfig_path", &k.kubeconfig_path),
+            ("context", &k.context),
+        ] {
+            if !value.is_null() {
+                diags.attribute_error(
+                    AttributePath::root("launcher")
+                        .attr("kubernetes")
+                        .attr(name),
+                    "Conflicting Kubernetes configuration",
+                    format!("{name} cannot be combined with in_cluster = true."),
+                );
+            }
+        }
+    }
+}
+
+/// The launcher's settings from the block (schema defaults already applied by the plan).
+fn kubernetes_settings(k: &KubernetesLauncherModel) -> KubernetesSettings {
+    let resources = k.resources.known().cloned().unwrap_or_default();
+    KubernetesSettings {
+        namespace: k.namespace.or("default".to_string()),
+        image: k.image.or(String::new()),
+        image_pull_policy: k.image_pull_policy.or("IfNotPresent".to_string()),
+        service_account: k.service_account.known().cloned(),
+        node_selector: k.node_selector.or(Default::default()),
+        tolerations: k
+            .tolerations
+            .or(Vec::new())
+            .into_iter()
+            .map(|t| k8s::TolerationSetting {
+                key: t.key.known().cloned(),
+                operator: t.operator.known().cloned(),
+                value: t.value.known().cloned(),
+                effect: t.effect.known().cloned(),
+            })
+            .collect(),
+        host_network: k.host_network.or(false),
+        cpu_request: resources.cpu_request.known().cloned(),
+        cpu_limit: resources.cpu_limit.known().cloned(),
+        memory_request: resources.memory_request.known().cloned(),
+        memory_limit: resources.memory_limit.known().cloned(),
+        kubeconfig_path: k.kubeconfig_path.known().map(PathBuf::from),
+        context: k.context.known().cloned(),
+        in_cluster: k.in_cluster.or(false),
     }
 }
 
@@ -295,7 +418,7 @@ struct Run {
 
 impl Run {
     /// Resolves the clusters and builds the spec in memory. Writes nothing.
-    fn open(m: &MirrorModel, diags: &mut Diagnostics) -> Option<Run> {
+    fn open(ctx: &Ctx, m: &MirrorModel, diags: &mut Diagnostics) -> Option<Run> {
         let resolve = |side: &str, block, diags: &mut Diagnostics| match connection::parse(
             block,
             Origin::ClusterBlock,
@@ -322,6 +445,34 @@ impl Run {
             .known()
             .cloned()
             .or_else(|| run_spec::derived_run_id(m))?;
+        if let Some(k) = m.launcher.known().and_then(|l| l.kubernetes.known()) {
+            let docs =
+                match run_spec::build(m, &run_id, &source, &target, Path::new(k8s::SECRET_DIR)) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        diags.error("Invalid mirror configuration", e);
+                        return None;
+                    }
+                };
+            let workload = if m.mode_is_continuous() {
+                Workload::Deployment
+            } else {
+                Workload::Job
+            };
+            let launcher = KubernetesLauncher::new(
+                kubernetes_settings(k),
+                &run_id,
+                workload,
+                docs.clone(),
+                ctx,
+            );
+            return Some(Run {
+                docs,
+                source,
+                target,
+                launcher: Box::new(launcher),
+            });
+        }
         let local = m.launcher.known().and_then(|l| l.local.known().cloned());
         let state_dir = local
             .as_ref()
@@ -351,15 +502,18 @@ impl Run {
         &self.docs.spec
     }
 
-    /// Runs a one-off runtime command through the launcher; its stdout on success.
-    async fn command(&self, args: &[&str]) -> Result<String, String> {
+    /// Runs a one-off runtime command through the launcher; its stdout on success, None when
+    /// the launcher could not read the output back (the command still succeeded).
+    async fn command(&self, args: &[&str]) -> Result<Option<String>, String> {
         let out = self
             .launcher
             .run_once(args, COMMAND_WITHIN)
             .await
             .map_err(|e| e.to_string())?;
-        if out.success || (!out.stdout.trim().is_empty() && out.exit_code == Some(1)) {
-            Ok(out.stdout)
+        if out.success && !out.stdout_read {
+            Ok(None)
+        } else if out.success || (!out.stdout.trim().is_empty() && out.exit_code == Some(1)) {
+            Ok(Some(out.stdout))
         } else {
             Err(format!(
                 "`ferry-mirror {}` failed (exit {:?}): {}",
@@ -491,7 +645,17 @@ impl Run {
 
     async fn verify_into(&self, state: &mut MirrorModel, diags: &mut Diagnostics) {
         let rows: Vec<VerifyRow> = match self.command(&["verify", "--json"]).await {
-            Ok(text) => match serde_json::from_str(&text) {
+            Ok(None) => {
+                // Exit 0: every row was ok, but the rows themselves stayed in the pod.
+                state.verification = Tf::Known(Vec::new());
+                return diags.attribute_warning(
+                    AttributePath::root("verification"),
+                    "Verification passed; its rows could not be read back",
+                    "ferry-mirror verify exited 0 (no mismatch), but the cluster does not serve \
+                     the pod's output, so the per-partition rows are not in the state.",
+                );
+            }
+            Ok(Some(text)) => match serde_json::from_str(&text) {
                 Ok(rows) => rows,
                 Err(e) => {
                     return diags.error(
@@ -529,7 +693,8 @@ impl Run {
     /// to the source's end offsets now must be copied before the workers stop.
     async fn drain(&self, ctx: &Ctx, diags: &mut Diagnostics) -> bool {
         let ends: Vec<EndOffset> = match self.command(&["end-offsets", "--json"]).await {
-            Ok(text) => match serde_json::from_str(&text) {
+            Ok(None) => return self.drain_by_lag(ctx, diags).await,
+            Ok(Some(text)) => match serde_json::from_str(&text) {
                 Ok(e) => e,
                 Err(e) => {
                     diags.error(
@@ -581,9 +746,36 @@ impl Run {
         }
     }
 
+    /// Drain without the end offsets' output: the workers report the lag against the source's
+    /// end offsets they see; with the source's producers stopped, a lag of 0 is drained.
+    async fn drain_by_lag(&self, ctx: &Ctx, diags: &mut Diagnostics) -> bool {
+        loop {
+            match poll::read_status(&self.target, self.spec()).await {
+                Ok(s) if s.lag == 0 && s.live_workers > 0 => return true,
+                Ok(s) => tracing::info!(lag = s.lag, "draining the mirror before stopping it"),
+                Err(e) => tracing::warn!(error = %e, "cannot read status while draining"),
+            }
+            if let Err(why) = ctx.sleep(POLL_EVERY).await {
+                diags.error(
+                    "Mirror did not drain",
+                    format!("Lag did not reach 0 ({why}); the workers keep running."),
+                );
+                return false;
+            }
+        }
+    }
+
     /// After a continuous mirror stops: translate the groups one last time and verify.
     async fn final_translation(&self, verify: bool, diags: &mut Diagnostics) {
-        match self.command(&["translate", "--json"]).await {
+        let output = match self.command(&["translate", "--json"]).await {
+            // translate also records its result under the status topic's `groups` key.
+            Ok(None) => poll::read_status(&self.target, self.spec())
+                .await
+                .map(|s| Some(serde_json::to_string(&s.groups).unwrap_or_default()))
+                .map_err(|e| format!("reading the translated groups from the status topic: {e}")),
+            other => other,
+        };
+        match output.map(Option::unwrap_or_default) {
             Ok(text) => match serde_json::from_str::<Vec<GroupResult>>(&text) {
                 Ok(groups) => {
                     for g in &groups {

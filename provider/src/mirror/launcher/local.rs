@@ -247,6 +247,7 @@ impl Launcher for LocalLauncher {
             Ok(Ok(out)) => Ok(CommandOutput {
                 success: out.status.success(),
                 exit_code: out.status.code(),
+                stdout_read: true,
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             }),

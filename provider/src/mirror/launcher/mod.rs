@@ -2,9 +2,10 @@
 //! when the provider creates or updates the run), its workers, and one-off runtime commands
 //! (`translate`, `verify`, ...) that must run where the workers run, next to the brokers.
 //!
-//! `local` (processes on the machine running Terraform) is the one implementation today; a
-//! Kubernetes launcher is another file implementing [`Launcher`].
+//! `local` (processes on the machine running Terraform, the default) and `kubernetes` (pods of an
+//! existing cluster) implement [`Launcher`].
 
+pub mod kubernetes;
 pub mod local;
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub enum LaunchError {
     },
     #[error("`ferry-mirror {command}` did not finish within {within:?}")]
     TimedOut { command: String, within: Duration },
+    #[error("Kubernetes: {what}: {detail}")]
+    Kubernetes { what: String, detail: String },
 }
 
 /// What a one-off runtime command printed, and how it ended.
@@ -37,6 +40,10 @@ pub enum LaunchError {
 pub struct CommandOutput {
     pub success: bool,
     pub exit_code: Option<i32>,
+    /// Whether `stdout` holds the command's output. A launcher may be unable to read it back
+    /// (pods of a cluster whose API server cannot reach the kubelet's logs): then callers use
+    /// the exit code and what the command recorded in the run's status topic.
+    pub stdout_read: bool,
     pub stdout: String,
     pub stderr: String,
 }
@@ -59,4 +66,15 @@ pub trait Launcher: Send + Sync {
     -> Result<CommandOutput, LaunchError>;
     /// The last lines the workers wrote, for error messages.
     async fn log_tail(&self, lines: usize) -> String;
+    /// What differs from what the run wants (objects changed or removed out of band), one line
+    /// each; empty when nothing does. Reads only. `finished`: the run completed, so its
+    /// workers are expected to have exited.
+    async fn drift(&self, _workers: usize, _finished: bool) -> Result<Vec<String>, LaunchError> {
+        Ok(Vec::new())
+    }
+    /// Deletes everything `provision` and `ensure_workers` created, once the workers are
+    /// stopped (destroy). Local runs keep their directory (spec and logs) for inspection.
+    async fn remove(&self, _grace: Duration) -> Result<(), LaunchError> {
+        Ok(())
+    }
 }
