@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import peer
-from mirror_util import contents, create_topic, produce, read_partition
+from mirror_util import commit_group, committed, contents, create_topic, produce, read_partition
 from test_k8s_peer import IMAGE, K8S, Api, image, k8s, pod_log_tail  # noqa: F401 (fixtures)
 from test_mirror import sample_records
 
@@ -66,7 +66,7 @@ def source_block(sasl):
   }}"""
 
 
-def config(run_id, topic, namespace, workers, sasl):
+def config(run_id, topic, namespace, workers, sasl, mode="continuous", groups=None):
     return f"""
 terraform {{
   required_providers {{
@@ -77,6 +77,7 @@ terraform {{
 variable "source_password" {{
   type      = string
   sensitive = true
+  default   = null
 }}
 
 provider "ferry" {{}}
@@ -89,9 +90,10 @@ resource "ferry_mirror" "k8s" {{
     timeout           = "20s"
   }}
   topics      = ["{topic}"]
-  mode        = "continuous"
+  mode        = "{mode}"
   in_sync_lag = 0
   workers     = {workers}
+  {f'consumer_groups_regex = "{groups}"' if groups else ""}
 
   launcher {{
     kubernetes {{
@@ -120,8 +122,9 @@ resource "ferry_mirror" "k8s" {{
 
 output "mirror" {{
   value = {{
-    state           = ferry_mirror.k8s.state
-    workers_running = ferry_mirror.k8s.workers_running
+    state             = ferry_mirror.k8s.state
+    records_copied    = ferry_mirror.k8s.records_copied
+    groups_translated = ferry_mirror.k8s.groups_translated
     drift           = ferry_mirror.k8s.launcher.kubernetes.drift
   }}
 }}
@@ -241,3 +244,46 @@ def test_kubernetes_launcher_copies_scales_heals_and_cleans_up(cli, k8s, image, 
     finally:
         if not destroyed:
             cli.destroy(extra_env=env, timeout=400, expect=None)
+
+
+def test_kubernetes_launcher_until_caught_up_runs_a_job_and_verifies(cli, k8s, image, namespace):  # noqa: F811
+    """until_caught_up: the workers are a Job that finishes with the copy; translation and
+    verification run as Jobs of their own; destroy leaves nothing labelled with the run."""
+    a, b = peer("FERRY_KAFKA_A"), peer("FERRY_KAFKA_B")
+    suffix = f"{cli.name}-{os.getpid()}-{random.randrange(1 << 24)}"
+    topic, run_id, group = f"k8s-job-{suffix}", f"k8s-job-{suffix}", f"k8s-job-app-{suffix}"
+    create_topic(a, topic, 3)
+    produce(a, topic, sample_records(3000, 3))
+    commit_group(a, group, topic, {0: 10, 1: 500, 2: 999})
+    cli.write("main.tf", config(run_id, topic, namespace, workers=2, sasl=False, mode="until_caught_up", groups=group))
+    cli.init()
+    destroyed = False
+    try:
+        apply = cli.apply(timeout=400)
+        out = json.loads(cli.run("output", "-json", "mirror").stdout)
+        assert out["state"] == "complete", out
+        assert out["records_copied"] == 3000, out
+        assert out["groups_translated"] >= 1, out
+        # verify ran as a Job and passed; the peer's API server cannot serve pod logs, so the
+        # rows stay in the pod and the apply says so.
+        assert "Verification passed; its rows could not be read back" in apply.flat, apply.output
+        for p in range(3):
+            assert contents(read_partition(b, topic, p)) == contents(read_partition(a, topic, p))
+        translated = committed(b, group, topic, 3)
+        for p, c in {0: 10, 1: 500, 2: 999}.items():
+            src = [r for r in read_partition(a, topic, p) if r[0] >= c]
+            dst = [r for r in read_partition(b, topic, p) if r[0] >= translated[p]]
+            assert contents(dst) == contents(src)
+        objs = objects(k8s, namespace, run_id)
+        workers = [j for j in objs["Job"] if j["metadata"]["labels"].get("ferry.dev/role") == "workers"]
+        assert len(workers) == 1 and workers[0]["spec"]["parallelism"] == 2, objs["Job"]
+        assert [j for j in objs["Job"] if j not in workers] == [], "command Jobs are deleted after use"
+        assert objs["Deployment"] == []
+        assert cli.plan().returncode == 0, "a finished run plans no changes"
+        cli.destroy(timeout=400)
+        destroyed = True
+        left = {k: [o["metadata"]["name"] for o in v] for k, v in objects(k8s, namespace, run_id).items() if v}
+        assert left == {}, left
+    finally:
+        if not destroyed:
+            cli.destroy(timeout=400, expect=None)

@@ -60,8 +60,8 @@ pub struct VerificationRow {
 #[derive(Debug, Clone, Default, PartialEq, Model)]
 pub struct LauncherModel {
     pub local: Tf<LocalLauncherModel>,
-}
     pub kubernetes: Tf<KubernetesLauncherModel>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Model)]
 pub struct LocalLauncherModel {
@@ -69,7 +69,6 @@ pub struct LocalLauncherModel {
     pub binary: Tf<String>,
 }
 
-impl MirrorModel {
 #[derive(Debug, Clone, Default, PartialEq, Model)]
 pub struct KubernetesLauncherModel {
     pub namespace: Tf<String>,
@@ -102,6 +101,7 @@ pub struct TolerationModel {
     pub effect: Tf<String>,
 }
 
+impl MirrorModel {
     pub fn mode_is_continuous(&self) -> bool {
         self.mode.known().is_some_and(|m| m == "continuous")
     }
@@ -275,22 +275,6 @@ pub fn schema() -> Schema {
     }
 }
 
-/// The version 1 schema: version 2 without target_may_hold_records.
-fn schema_v1() -> Schema {
-    let mut s = schema();
-    s.version = 1;
-    s.block
-        .attributes
-        .retain(|a| a.name != "target_may_hold_records");
-    s
-}
-
-/// The version 0 schema: version 1 without the schema defaults and without http_listen.
-fn schema_v0() -> Schema {
-    let mut s = schema_v1();
-    s.version = 0;
-    s.block.attributes.retain(|a| a.name != "http_listen");
-    for a in &mut s.block.attributes {
 pub const PULL_POLICIES: &[&str] = &["IfNotPresent", "Always", "Never"];
 pub const TOLERATION_OPERATORS: &[&str] = &["Equal", "Exists"];
 pub const TOLERATION_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
@@ -468,6 +452,22 @@ fn kubernetes_launcher_block() -> NestedBlock {
     )
 }
 
+/// The version 1 schema: version 2 without target_may_hold_records.
+fn schema_v1() -> Schema {
+    let mut s = schema();
+    s.version = 1;
+    s.block
+        .attributes
+        .retain(|a| a.name != "target_may_hold_records");
+    s
+}
+
+/// The version 0 schema: version 1 without the schema defaults and without http_listen.
+fn schema_v0() -> Schema {
+    let mut s = schema_v1();
+    s.version = 0;
+    s.block.attributes.retain(|a| a.name != "http_listen");
+    for a in &mut s.block.attributes {
         if a.default.take().is_some() {
             a.computed = false;
         }
@@ -531,33 +531,6 @@ mod tests {
     use super::*;
     use tfplugin::model::check_model_matches;
 
-    #[test]
-    fn model_matches_schema_and_nested_blocks() {
-        let s = schema();
-        check_model_matches::<MirrorModel>(&s.block).unwrap();
-        let launcher = &s
-            .block
-            .blocks
-            .iter()
-            .find(|b| b.name == "launcher")
-            .unwrap()
-            .block;
-        check_model_matches::<LauncherModel>(launcher).unwrap();
-        check_model_matches::<LocalLauncherModel>(&launcher.blocks[0].block).unwrap();
-    }
-
-    #[test]
-    fn version_0_state_upgrades_with_defaults_filled() {
-        let v0 = schema_v0();
-        assert!(v0.block.find_attribute("http_listen").is_none());
-        assert!(!v0.block.find_attribute("workers").unwrap().computed);
-        let mut state = Value::empty_object(&v0.block.implied_type());
-        state.set("run_id", Value::string("r"));
-        state.set("workers", Value::int(3));
-        // Decoded with the version 1 type, as the adapter does after reading with v0's.
-        let mut wide = Value::empty_object(&schema().block.implied_type());
-        if let (Value::Object(w), Value::Object(s)) = (&mut wide, state) {
-            w.extend(s);
     fn kubernetes_block() -> Block {
         let s = schema();
         let launcher = &s
@@ -629,6 +602,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn model_matches_schema_and_nested_blocks() {
+        let s = schema();
+        check_model_matches::<MirrorModel>(&s.block).unwrap();
+        let launcher = &s
+            .block
+            .blocks
+            .iter()
+            .find(|b| b.name == "launcher")
+            .unwrap()
+            .block;
+        check_model_matches::<LauncherModel>(launcher).unwrap();
+        check_model_matches::<LocalLauncherModel>(&launcher.blocks[0].block).unwrap();
+    }
+
+    #[test]
+    fn version_0_state_upgrades_with_defaults_filled() {
+        let v0 = schema_v0();
+        assert!(v0.block.find_attribute("http_listen").is_none());
+        assert!(!v0.block.find_attribute("workers").unwrap().computed);
+        let mut state = Value::empty_object(&v0.block.implied_type());
+        state.set("run_id", Value::string("r"));
+        state.set("workers", Value::int(3));
+        // Decoded with the version 1 type, as the adapter does after reading with v0's.
+        let mut wide = Value::empty_object(&schema().block.implied_type());
+        if let (Value::Object(w), Value::Object(s)) = (&mut wide, state) {
+            w.extend(s);
         }
         let mut d = Diagnostics::default();
         let m = upgrade_v0(wide, &mut d).unwrap();
