@@ -40,7 +40,7 @@ unit:
 
 ## End-to-end tests through the real CLIs; expects running peers (make peers).
 e2e: build
-	source .peers/env && cargo test -p ferry-kafka -- --ignored
+	source .peers/env && cargo test -p ferry-kafka -- --ignored --skip real_msk
 	source .peers/env && cd tests/e2e && $(PY) -m pytest -q -p no:cacheprovider -ra
 
 ## Everything CI runs: set-up, lint, unit tests, peers, end-to-end tests, peers stopped.

@@ -40,7 +40,8 @@ CONNECTION:
   --tls                     connect with TLS (implied by the three options below)
   --ca-cert FILE --client-cert FILE --client-key FILE   PEM files
   --insecure-skip-verify    skip server certificate verification (test clusters only)
-  --sasl-mechanism M        PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+  --sasl-mechanism M        PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM (AWS credentials
+                            from the standard chain; no user name or password)
   --sasl-username USER      or FERRY_KAFKA_SASL_USERNAME
   The SASL password is never an argument: FERRY_KAFKA_SASL_PASSWORD, or --sasl-password-file FILE.
 
@@ -191,6 +192,12 @@ fn connection(a: &Args) -> Result<ConnectionConfig, String> {
         .transpose()?;
     let sasl = match a.mechanism {
         None => None,
+        // MSK IAM signs in with AWS credentials from the standard chain: no user or password.
+        Some(SaslMechanism::AwsMskIam) => Some(SaslConfig {
+            mechanism: SaslMechanism::AwsMskIam,
+            username: String::new(),
+            password: Secret::new(""),
+        }),
         Some(mechanism) => {
             let username = a
                 .username
@@ -403,5 +410,20 @@ mod tests {
         assert_eq!(c.bootstrap_servers, ["b-1:9092", "b-2:9092"]);
         assert_eq!(c.timeout, Duration::from_secs(5));
         assert!(c.tls.is_none() && c.sasl.is_none());
+    }
+
+    #[test]
+    fn msk_iam_asks_for_no_user_or_password() {
+        let a = args(&[
+            "--bootstrap-servers",
+            "b-1.example:9098",
+            "--tls",
+            "--sasl-mechanism",
+            "AWS_MSK_IAM",
+        ])
+        .unwrap();
+        let sasl = connection(&a).unwrap().sasl.unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::AwsMskIam);
+        assert!(sasl.username.is_empty());
     }
 }

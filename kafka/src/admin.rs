@@ -132,6 +132,15 @@ impl ErrorCapture {
 impl ConsumerContext for ErrorCapture {}
 
 impl ClientContext for ErrorCapture {
+    // MSK IAM tokens for every client built on this context (a no-op without AWS_MSK_IAM).
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+    fn generate_oauth_token(
+        &self,
+        oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        crate::msk_iam::oauth_token(oauthbearer_config)
+    }
+
     // librdkafka calls this from its own threads, so connection failures (bad credentials, TLS
     // errors) are captured even though nobody polls the client's event queue.
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -180,8 +189,27 @@ impl Admin {
                 operation: "creating the Kafka client",
                 message: e.to_string(),
             })?;
+        let client = Arc::new(client);
+        if config.msk_iam().is_some() {
+            // The first token now (missing credentials fail here, at once); later ones from a
+            // thread of its own, since nothing polls an admin client's main queue.
+            let (first, conn) = (Arc::clone(&client), config.clone());
+            tokio::task::spawn_blocking(move || conn.authenticate(first.inner()))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .and_then(|()| {
+                    config
+                        .keep_fresh(&client, AdminClient::inner)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|message| AdminError::Other {
+                    operation: "authenticating",
+                    message,
+                })?;
+        }
         let admin = Admin {
-            client: Arc::new(client),
+            client,
             servers: config.bootstrap(),
             timeout: config.timeout,
             requests: Arc::new(AtomicU64::new(0)),

@@ -303,6 +303,8 @@ fn read_blocking(
 ) -> Result<BTreeMap<String, String>, KafkaClientError> {
     let deadline = Instant::now() + ctx.timeout;
     let consumer: BaseConsumer<ErrorCapture> = create(ctx, config, ErrorCapture::default())?;
+    crate::msk_iam::authenticate_from(consumer.client(), config)
+        .map_err(|e| ctx.client(e.to_string()))?;
     let client = consumer.client();
     check_partition(client, ctx, partition, deadline)?;
     let (low, end) = consumer
@@ -394,6 +396,8 @@ pub async fn end_offsets(
     blocking(&ctx, move || {
         let deadline = Instant::now() + job.timeout;
         let consumer: BaseConsumer<ErrorCapture> = create(&job, &config, ErrorCapture::default())?;
+        crate::msk_iam::authenticate_from(consumer.client(), &config)
+            .map_err(|e| job.client(e.to_string()))?;
         let client = consumer.client();
         let answers = match native::list_end_offsets(Handle::of(client), &wanted, true, job.timeout)
         {
@@ -519,6 +523,13 @@ struct WriteContext {
 }
 
 impl ClientContext for WriteContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = ErrorCapture::ENABLE_REFRESH_OAUTH_TOKEN;
+    fn generate_oauth_token(
+        &self,
+        oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.capture.generate_oauth_token(oauthbearer_config)
+    }
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         self.capture.log(level, fac, message);
     }
@@ -592,6 +603,8 @@ fn write_blocking(
 ) -> Result<(), KafkaClientError> {
     let deadline = Instant::now() + ctx.timeout;
     let producer: BaseProducer<WriteContext> = create(ctx, config, WriteContext::default())?;
+    crate::msk_iam::authenticate_from(producer.client(), config)
+        .map_err(|e| ctx.client(e.to_string()))?;
     let client = producer.client();
     check_partition(client, ctx, partition, deadline)?;
     let result = produce_all(ctx, &producer, partition, records, deadline);

@@ -119,10 +119,57 @@ def test_url_bootstrap_server_is_refused_at_validate(cli):
     assert "Invalid bootstrap server" in out.flat and "URL scheme" in out.flat, out.flat
 
 
-def test_msk_iam_is_one_clear_error(cli):
-    sasl = '  sasl {\n    mechanism = "AWS_MSK_IAM"\n  }\n'
-    cli.write("main.tf", config("127.0.0.1:49092", sasl=sasl))
+# MSK IAM without AWS credentials anywhere the standard chain looks.
+NO_AWS = {
+    "AWS_ACCESS_KEY_ID": "",
+    "AWS_SECRET_ACCESS_KEY": "",
+    "AWS_SESSION_TOKEN": "",
+    "AWS_PROFILE": "",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/ferry-e2e/config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/ferry-e2e/credentials",
+    "AWS_REGION": "eu-west-1",
+}
+IAM = '  sasl {\n    mechanism = "AWS_MSK_IAM"\n  }\n'
+
+
+def iam_refused(cli, extra_env):
+    """An MSK IAM plan against peer s's SASL_SSL listener (SCRAM only: no OAUTHBEARER there)."""
+    cli.write("main.tf", config(peer("FERRY_KAFKA_S_SASL_SSL"), tls_block("ca.pem"), IAM, timeout=f"{LONG_TIMEOUT_S}s"))
+    cli.init()
+    out = cli.run("plan", "-no-color", "-input=false", expect=1, extra_env=extra_env)
+    assert "could not reach Kafka" not in out.flat, out.flat
+    assert out.elapsed < LONG_TIMEOUT_S * 0.75, f"took {out.elapsed:.0f}s: {out.flat}"
+    return out
+
+
+def test_msk_iam_without_aws_credentials_says_so_at_once(cli):
+    out = iam_refused(cli, NO_AWS)
+    assert "MSK IAM: could not get AWS credentials" in out.flat, out.flat
+
+
+def test_msk_iam_token_is_offered_and_the_brokers_refusal_reported(cli):
+    # Credentials from the environment sign a token (no AWS call is needed to sign); the broker
+    # here speaks SCRAM only, so its refusal of OAUTHBEARER is what must come back, promptly.
+    secret = "ferry-e2e-secret-never-shown"
+    out = iam_refused(
+        cli,
+        dict(NO_AWS, AWS_ACCESS_KEY_ID="AKIDFERRYE2E", AWS_SECRET_ACCESS_KEY=secret),
+    )
+    assert "Unsupported SASL mechanism" in out.flat, out.flat
+    assert secret not in out.output
+
+
+def test_msk_iam_is_refused_for_the_mirrors_workers(cli):
+    cli.write(
+        "main.tf",
+        HEADER
+        + 'resource "ferry_mirror" "m" {\n  topics = ["t"]\n'
+        + f'  source {{\n    bootstrap_servers = ["{peer("FERRY_KAFKA_A")}"]\n  }}\n'
+        + '  target {\n    bootstrap_servers = ["b-1.example:9098"]\n    tls {}\n'
+        + '    sasl {\n      mechanism = "AWS_MSK_IAM"\n    }\n  }\n}\n',
+    )
     cli.init()
     out = cli.run("validate", "-no-color", expect=1)
     assert out.flat.count("Error:") == 1, out.flat
-    assert "MSK IAM authentication is not supported yet" in out.flat
+    assert "MSK IAM is not supported by ferry-mirror workers yet" in out.flat, out.flat

@@ -301,13 +301,6 @@ fn password_sasl(
     })
 }
 
-/// Whether the provider's Kafka connections can authenticate with MSK IAM. ferry-kafka signs
-/// the tokens (`ferry_kafka::msk_iam`), but `Admin` and the record operations must still hand
-/// them to their clients (`ConnectionConfig::authenticate`/`keep_fresh`, and a context that
-/// delegates to `msk_iam::oauth_token`); until they do, asking for it is one clear error
-/// rather than a connection that waits for a token until it times out.
-const CLIENTS_TAKE_MSK_IAM_TOKENS: bool = false;
-
 /// AWS_MSK_IAM: no username or password (credentials come from the AWS credential chain of
 /// the process: environment, profile, web identity, container or instance role); MSK's IAM
 /// listeners use TLS.
@@ -334,13 +327,7 @@ fn msk_iam(
             );
         }
     }
-    if !CLIENTS_TAKE_MSK_IAM_TOKENS {
-        diags.attribute_error(
-            at.clone().attr("mechanism"),
-            "Unsupported SASL mechanism",
-            "MSK IAM authentication is not supported yet; use SCRAM (MSK supports SASL/SCRAM) for now.",
-        );
-    } else if !tls {
+    if !tls {
         diags.attribute_warning(
             tls_at.clone(),
             "MSK IAM without TLS",
@@ -507,17 +494,17 @@ mod tests {
     }
 
     #[test]
-    fn msk_iam_is_one_clear_error() {
+    fn msk_iam_needs_no_credentials_and_warns_without_tls() {
         let mut d = Diagnostics::default();
         let block = obj(&[
             ("bootstrap_servers", servers(&["b-1.example:9098"])),
             ("sasl", obj(&[("mechanism", Value::string("AWS_MSK_IAM"))])),
         ]);
         let resolved = parse(&block, Origin::Provider, &AttributePath::default(), &mut d);
+        assert!(!d.has_errors(), "{d:?}");
         assert_eq!(d.0.len(), 1, "{d:?}");
-        assert!(d.0[0].detail.contains("MSK IAM"), "{d:?}");
-        assert_eq!(d.0[0].path.clone().unwrap().to_string(), "sasl.mechanism");
-        // What the connection will be once the clients take tokens.
+        assert!(d.0[0].detail.contains("use TLS"), "{d:?}");
+        assert_eq!(d.0[0].path.clone().unwrap().to_string(), "tls");
         let Resolved::Known(c) = resolved else {
             panic!("{resolved:?}")
         };

@@ -62,12 +62,13 @@ impl Resource<FerryData> for MirrorResource {
         }
         validate_launcher(config, diags);
         for (side, block) in [("source", &config.source), ("target", &config.target)] {
-            connection::parse(
+            let resolved = connection::parse(
                 block,
                 Origin::ClusterBlock,
                 &AttributePath::root(side),
                 diags,
             );
+            refuse_msk_iam_for_workers(side, &resolved, diags);
         }
     }
 
@@ -260,6 +261,25 @@ fn kubernetes_drift(m: &MirrorModel) -> Vec<String> {
         .and_then(|l| l.kubernetes.known())
         .and_then(|k| k.drift.known().cloned())
         .unwrap_or_default()
+}
+
+/// The provider's own connections sign in with MSK IAM, but ferry-mirror's workers do not
+/// yet (their clients must take tokens too): refuse it here rather than start workers that
+/// wait for a token until they time out.
+fn refuse_msk_iam_for_workers(side: &str, resolved: &Resolved, diags: &mut Diagnostics) {
+    if let Resolved::Known(c) = resolved
+        && c.sasl
+            .as_ref()
+            .is_some_and(|s| s.mechanism == ferry_kafka::SaslMechanism::AwsMskIam)
+    {
+        diags.attribute_error(
+            AttributePath::root(side).attr("sasl").attr("mechanism"),
+            "MSK IAM is not supported by ferry-mirror workers yet",
+            "ferry_topic, ferry_acl and the provider's other Kafka resources sign in with \
+             AWS_MSK_IAM, but the mirror's workers do not yet. Use SASL/SCRAM (SCRAM-SHA-512, \
+             MSK's port 9096) for the mirror's clusters for now.",
+        );
+    }
 }
 
 /// One launcher at a time; in-cluster configuration excludes a kubeconfig.
