@@ -13,8 +13,8 @@ pub mod verify;
 pub use groups::{GroupPartition, GroupResult, GroupState};
 pub use hash::{Fnv1a, RunIdentity, derive_run_id, fnv1a64};
 pub use spec::{
-    ClusterSpec, Compression, MIN_SPEC_VERSION, Mode, SPEC_VERSION, SaslMechanism, SaslSpec, Spec,
-    SpecError, TlsSpec, TopicSelection, Tuning,
+    ClusterSpec, Compression, DEFAULT_SLOTS, MAX_SLOTS, MIN_SPEC_VERSION, Mode, SPEC_VERSION,
+    SaslMechanism, SaslSpec, Spec, SpecError, TlsSpec, TopicSelection, Tuning,
 };
 pub use status::{
     EndOffset, FinalReport, PartitionStatus, RunState, RunStatus, WorkerState, WorkerStatus,

@@ -17,7 +17,7 @@ use thiserror::Error;
 
 /// The newest spec version this crate reads and writes.
 /// 2: `http_listen` may be any address (1 required loopback).
-/// 3: `target_may_hold_records`.
+/// 3: `tuning.slots` (runs before 3 always had [`DEFAULT_SLOTS`]); `target_may_hold_records`.
 pub const SPEC_VERSION: u32 = 3;
 /// The oldest spec version this crate still reads.
 pub const MIN_SPEC_VERSION: u32 = 1;
@@ -243,6 +243,21 @@ pub struct Tuning {
     pub fetch_max_kbytes: u64,
     /// How often progress is published to the status topic.
     pub status_interval_ms: u64,
+    /// Work slots of the run: each slot is a fixed set of source partitions with one
+    /// transactional producer. Recorded when the run starts (as the partition count of its
+    /// slots topic); later workers use the recorded number whatever their spec says.
+    /// Version 3 and later; left out while it holds the default.
+    #[serde(skip_serializing_if = "is_default_slots")]
+    pub slots: u32,
+}
+
+/// Slots of a run whose spec does not say.
+pub const DEFAULT_SLOTS: u32 = 64;
+/// The most slots a run may have (one partition of the slots topic each).
+pub const MAX_SLOTS: u32 = 4096;
+
+fn is_default_slots(slots: &u32) -> bool {
+    *slots == DEFAULT_SLOTS
 }
 
 impl Default for Tuning {
@@ -254,6 +269,7 @@ impl Default for Tuning {
             batch_size: 1 << 20,
             fetch_max_kbytes: 8 << 10,
             status_interval_ms: 2000,
+            slots: DEFAULT_SLOTS,
         }
     }
 }
@@ -299,12 +315,19 @@ impl Spec {
     /// The lowest version that expresses this spec; writers use it so that workers of older
     /// releases can read what they can.
     pub fn lowest_version(&self) -> u32 {
-        if self.target_may_hold_records {
-            3
-        } else if listen_is_loopback(&self.http_listen) {
-            1
+        self.lowest_version_and_field().0
+    }
+
+    /// The lowest version and the field that needs it (`None` for version 1).
+    fn lowest_version_and_field(&self) -> (u32, Option<&'static str>) {
+        if self.tuning.slots != DEFAULT_SLOTS {
+            (3, Some("tuning.slots"))
+        } else if self.target_may_hold_records {
+            (3, Some("target_may_hold_records"))
+        } else if !listen_is_loopback(&self.http_listen) {
+            (2, Some("http_listen"))
         } else {
-            2
+            (1, None)
         }
     }
 
@@ -366,6 +389,12 @@ impl Spec {
                 "must be positive",
             ));
         }
+        if !(1..=MAX_SLOTS).contains(&self.tuning.slots) {
+            return Err(SpecError::new(
+                "tuning.slots",
+                format!("must be 1 to {MAX_SLOTS}"),
+            ));
+        }
         if !listen_address_is_valid(&self.http_listen) {
             return Err(SpecError::new(
                 "http_listen",
@@ -387,12 +416,14 @@ impl Spec {
                 ),
             ));
         }
-        if self.target_may_hold_records && self.version < 3 {
+        if let (needed, Some(field)) = self.lowest_version_and_field()
+            && self.version < needed
+        {
             return Err(SpecError::new(
-                "target_may_hold_records",
+                field,
                 format!(
-                    "needs spec version 3 (this document is version {}); set `version` to 3 \
-                     (the workers must read it)",
+                    "needs spec version {needed} (this document is version {}); set `version` \
+                     to {needed} (the workers must read it)",
                     self.version
                 ),
             ));
@@ -432,7 +463,8 @@ impl Spec {
                 .is_some_and(|r| r.is_match(group))
     }
 
-    /// Consumer group on the source used only to spread partitions across workers.
+    /// Group id of the run's clients on the source. Workers before work slots joined it to
+    /// spread partitions; workers now assign their slots' partitions by hand and never join it.
     pub fn worker_group(&self) -> String {
         format!("{INTERNAL_GROUP_PREFIX}{}", self.run_id)
     }
@@ -448,8 +480,24 @@ impl Spec {
     pub fn status_topic(&self) -> String {
         format!("__ferry.{}.status", self.run_id)
     }
-    /// Transactional id of the producer copying one source partition. Workers of every
-    /// release must agree on it: taking a partition over fences its previous owner by this id.
+    /// Target topic whose partitions are the run's work slots (one per slot). Its partition
+    /// count records the run's slot count; workers share the slots through a consumer group
+    /// on it.
+    pub fn slots_topic(&self) -> String {
+        format!("__ferry.{}.slots", self.run_id)
+    }
+    /// Consumer group on the target, on [`Spec::slots_topic`], that hands out the slots.
+    pub fn slots_group(&self) -> String {
+        format!("{INTERNAL_GROUP_PREFIX}{}.slots", self.run_id)
+    }
+    /// Transactional id of the producer of one work slot: whoever takes the slot over fences
+    /// its previous owner by this id.
+    pub fn slot_transactional_id(&self, slot: u32) -> String {
+        format!("{INTERNAL_GROUP_PREFIX}{}.slot.{slot}", self.run_id)
+    }
+    /// Transactional id of the producer copying one source partition, used by releases
+    /// before work slots (spec version 2 and earlier workers). Kept to name what such a run
+    /// left behind.
     pub fn transactional_id(&self, source_topic: &str, partition: i32) -> String {
         format!(
             "{INTERNAL_GROUP_PREFIX}{}.{source_topic}.{partition}",
@@ -698,26 +746,6 @@ mod tests {
     }
 
     #[test]
-    fn target_may_hold_records_is_left_out_while_false_and_needs_version_3() {
-        let spec = parse(&minimal()).unwrap();
-        assert!(!spec.target_may_hold_records);
-        let written = serde_json::to_value(&spec).unwrap();
-        assert!(written.get("target_may_hold_records").is_none());
-
-        let mut v = minimal();
-        v["target_may_hold_records"] = serde_json::json!(true);
-        let e = parse(&v).unwrap_err();
-        assert_eq!(e.field, "target_may_hold_records");
-        assert!(e.message.contains("set `version` to 3"), "{e}");
-        v["version"] = serde_json::json!(3);
-        let spec = parse(&v).unwrap();
-        assert!(spec.target_may_hold_records);
-        assert_eq!(spec.lowest_version(), 3);
-        let text = serde_json::to_string(&spec).unwrap();
-        assert_eq!(Spec::parse(&text).unwrap(), spec);
-    }
-
-    #[test]
     fn http_listen_any_address_needs_version_2() {
         let mut v = minimal();
         v["http_listen"] = serde_json::json!("0.0.0.0:9464");
@@ -748,5 +776,56 @@ mod tests {
         let mut v = minimal();
         v["http_listen"] = serde_json::json!("localhost:9464");
         assert_eq!(parse(&v).unwrap().lowest_version(), 1);
+    }
+
+    #[test]
+    fn target_may_hold_records_is_left_out_while_false_and_needs_version_3() {
+        let spec = parse(&minimal()).unwrap();
+        assert!(!spec.target_may_hold_records);
+        let written = serde_json::to_value(&spec).unwrap();
+        assert!(written.get("target_may_hold_records").is_none());
+
+        let mut v = minimal();
+        v["target_may_hold_records"] = serde_json::json!(true);
+        let e = parse(&v).unwrap_err();
+        assert_eq!(e.field, "target_may_hold_records");
+        assert!(e.message.contains("set `version` to 3"), "{e}");
+        v["version"] = serde_json::json!(3);
+        let spec = parse(&v).unwrap();
+        assert!(spec.target_may_hold_records);
+        assert_eq!(spec.lowest_version(), 3);
+        let text = serde_json::to_string(&spec).unwrap();
+        assert_eq!(Spec::parse(&text).unwrap(), spec);
+    }
+
+    #[test]
+    fn slots_default_is_left_out_and_other_values_need_version_3() {
+        let spec = parse(&minimal()).unwrap();
+        assert_eq!(spec.tuning.slots, DEFAULT_SLOTS);
+        let written = serde_json::to_value(&spec).unwrap();
+        assert!(
+            written["tuning"].get("slots").is_none(),
+            "a version 1 document stays readable by older workers"
+        );
+        assert_eq!(spec.slot_transactional_id(7), "ferry-mirror.r1.slot.7");
+        assert_eq!(spec.slots_topic(), "__ferry.r1.slots");
+        assert_eq!(spec.slots_group(), "ferry-mirror.r1.slots");
+
+        let mut v = minimal();
+        v["tuning"] = serde_json::json!({"slots": 8});
+        let e = parse(&v).unwrap_err();
+        assert_eq!(e.field, "tuning.slots");
+        assert!(e.message.contains("set `version` to 3"), "{e}");
+        v["version"] = serde_json::json!(3);
+        let spec = parse(&v).unwrap();
+        assert_eq!((spec.tuning.slots, spec.lowest_version()), (8, 3));
+        assert_eq!(
+            Spec::parse(&serde_json::to_string(&spec).unwrap()).unwrap(),
+            spec
+        );
+        for bad in [0, MAX_SLOTS + 1] {
+            v["tuning"]["slots"] = serde_json::json!(bad);
+            assert_eq!(parse(&v).unwrap_err().field, "tuning.slots", "{bad}");
+        }
     }
 }

@@ -11,8 +11,12 @@ use ferry_mirror_api::spec::Spec;
 /// open longer (the commit decision commits well before).
 pub(crate) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a killed worker's slots wait before the slots group hands them to another worker.
+pub(crate) const SLOT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Reads the source: committed data only (aborted transactions are never copied), no offset
-/// commits to the source, partitions spread across the run's workers by the group protocol.
+/// commits to the source. Partitions are assigned by hand, those of the slots the worker owns;
+/// the group id only names the client (it never joins a group).
 pub(crate) fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> ClientConfig {
     let mut c = source.client_config();
     c.set("group.id", spec.worker_group())
@@ -20,12 +24,6 @@ pub(crate) fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> 
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
-        // Eager assignment: every rebalance revokes all, so a partition's transaction is
-        // finished before anyone else can own it.
-        .set("partition.assignment.strategy", "roundrobin")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("max.poll.interval.ms", "300000")
         // Prefetch is bounded (one queue for the whole consumer): records are decompressed in
         // memory, so large prefetch costs resident memory without making the copy faster. A
         // fetch must fit in that queue, and when the queue is full librdkafka postpones the
@@ -47,8 +45,34 @@ pub(crate) fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> 
     c
 }
 
-/// Writes one source partition's records to the target. With exactly-once the transactional
-/// id is per source partition, so whoever takes the partition over fences the previous owner.
+/// Joins the run's slots group on the target, which hands out the slots (partitions of the
+/// slots topic). Static membership (the worker id): a worker restarted under the same id gets
+/// its slots back without a rebalance. Eager assignment: every rebalance revokes all, so a
+/// slot's transaction is finished before anyone else can own the slot.
+pub(crate) fn slots_consumer_config(
+    spec: &Spec,
+    target: &ConnectionConfig,
+    worker_id: &str,
+) -> ClientConfig {
+    let mut c = target.client_config();
+    c.set("group.id", spec.slots_group())
+        .set("group.instance.id", worker_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "latest")
+        .set("partition.assignment.strategy", "roundrobin")
+        .set(
+            "session.timeout.ms",
+            SLOT_SESSION_TIMEOUT.as_millis().to_string(),
+        )
+        .set("heartbeat.interval.ms", "1000")
+        .set("max.poll.interval.ms", "300000");
+    c
+}
+
+/// Writes the records of one work slot (or the run's status and report) to the target. With
+/// exactly-once the transactional id is the slot's, so whoever takes the slot over fences the
+/// previous owner.
 pub(crate) fn target_producer_config(
     spec: &Spec,
     target: &ConnectionConfig,
@@ -60,8 +84,14 @@ pub(crate) fn target_producer_config(
         .set("compression.type", spec.compression.name())
         .set("linger.ms", spec.tuning.linger_ms.to_string())
         .set("batch.size", spec.tuning.batch_size.to_string())
-        // Per partition producer: a few batches in flight is enough to keep the link busy.
-        .set("queue.buffering.max.kbytes", "32768")
+        // One producer per owned slot: together they buffer at most about 256 MiB, each a
+        // few batches.
+        .set(
+            "queue.buffering.max.kbytes",
+            (262_144 / u64::from(spec.tuning.slots.max(1)))
+                .clamp(4096, 32768)
+                .to_string(),
+        )
         .set("queue.buffering.max.messages", "100000")
         .set("message.max.bytes", "10485760");
     if let Some(id) = transactional_id {

@@ -27,6 +27,7 @@ pub struct MirrorModel {
     pub workers: Tf<i64>,
     pub exactly_once: Tf<bool>,
     pub in_sync_lag: Tf<i64>,
+    pub slots: Tf<i64>,
     pub verify: Tf<bool>,
     pub http_listen: Tf<String>,
     pub target_may_hold_records: Tf<bool>,
@@ -139,7 +140,7 @@ fn status(name: &str, ty: Type, what: &str) -> Attribute {
 }
 
 /// Version 1 moved the defaults of mode, workers, exactly_once, in_sync_lag and verify into
-/// the schema (planned and stored) and added http_listen.
+/// the schema (planned and stored) and added http_listen. Version 2 added slots.
 /// Version 2 also added target_may_hold_records.
 pub fn schema() -> Schema {
     let cluster = |name: &str, what: &str| {
@@ -207,6 +208,21 @@ pub fn schema() -> Schema {
                 .describe("continuous: in sync when the total lag is at most this many records.")
                 .validate(Validator::int_range(0, i64::MAX, "Invalid in_sync_lag"))
                 .default(Value::int(1000)),
+        )
+        .attribute(
+            Attribute::optional("slots", Type::Number)
+                .describe(
+                    "Work slots of the run: each a fixed share of the source partitions with one \
+                     transactional producer, shared by the workers. A worker's producers, threads \
+                     and connections grow with the slots it owns, not with the partitions. \
+                     Recorded when the run starts; a change applies to a new run only.",
+                )
+                .validate(Validator::int_range(
+                    1,
+                    i64::from(ferry_mirror_api::MAX_SLOTS),
+                    "Invalid slot count",
+                ))
+                .default(Value::int(i64::from(ferry_mirror_api::DEFAULT_SLOTS))),
         )
         .attribute(
             Attribute::optional("verify", Type::Bool)
@@ -452,10 +468,11 @@ fn kubernetes_launcher_block() -> NestedBlock {
     )
 }
 
-/// The version 1 schema: version 2 without target_may_hold_records.
+/// The version 1 schema: version 2 without slots and target_may_hold_records.
 fn schema_v1() -> Schema {
     let mut s = schema();
     s.version = 1;
+    s.block.attributes.retain(|a| a.name != "slots");
     s.block
         .attributes
         .retain(|a| a.name != "target_may_hold_records");
@@ -493,6 +510,7 @@ fn upgrade_v0(state: Value, diags: &mut Diagnostics) -> Option<MirrorModel> {
     if m.verify.is_null() {
         m.verify = Tf::Known(true);
     }
+    fill_slots(&mut m);
     fill_target_may_hold_records(&mut m);
     Some(m)
 }
@@ -505,8 +523,17 @@ fn fill_target_may_hold_records(m: &mut MirrorModel) {
     }
 }
 
+/// Runs before version 2 had the default number of slots.
+fn fill_slots(m: &mut MirrorModel) {
+    if m.slots.is_null() {
+        m.slots = Tf::Known(i64::from(ferry_mirror_api::DEFAULT_SLOTS));
+    }
+}
+
+/// State from version 1 has no slots: it stores the default, so upgrading plans no change.
 fn upgrade_v1(state: Value, diags: &mut Diagnostics) -> Option<MirrorModel> {
     let mut m = MirrorModel::decode_or_report(&state, "version 1 state", diags)?;
+    fill_slots(&mut m);
     fill_target_may_hold_records(&mut m);
     Some(m)
 }
@@ -636,6 +663,7 @@ mod tests {
         assert_eq!(m.mode, Tf::Known("until_caught_up".to_string()));
         assert_eq!(m.verify, Tf::Known(true));
         assert!(m.http_listen.is_null());
+        assert_eq!(m.slots, Tf::Known(64));
         assert_eq!(m.target_may_hold_records, Tf::Known(false));
     }
 
@@ -657,5 +685,30 @@ mod tests {
         let mut d = Diagnostics::default();
         let m = upgrade_v1(wide, &mut d).unwrap();
         assert_eq!(m.target_may_hold_records, Tf::Known(false));
+    }
+
+    #[test]
+    fn version_1_state_upgrades_with_the_default_slots() {
+        let v1 = schema_v1();
+        assert!(v1.block.find_attribute("slots").is_none());
+        assert!(v1.block.find_attribute("http_listen").is_some());
+        let mut state = Value::empty_object(&v1.block.implied_type());
+        state.set("run_id", Value::string("r"));
+        state.set("in_sync_lag", Value::int(5));
+        let mut wide = Value::empty_object(&schema().block.implied_type());
+        if let (Value::Object(w), Value::Object(s)) = (&mut wide, state) {
+            w.extend(s);
+        }
+        let mut d = Diagnostics::default();
+        let m = upgrade_v1(wide, &mut d).unwrap();
+        assert_eq!(
+            m.slots,
+            Tf::Known(64),
+            "no plan diff for runs from before slots"
+        );
+        assert_eq!(m.in_sync_lag, Tf::Known(5));
+        let slots = schema();
+        let slots = slots.block.find_attribute("slots").unwrap();
+        assert_eq!(slots.default, Some(Value::int(64)));
     }
 }

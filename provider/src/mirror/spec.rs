@@ -121,7 +121,14 @@ pub fn build(
         compression: Default::default(),
         replication_factor: None,
         in_sync_lag: model.in_sync_lag.or(1000),
-        tuning: Default::default(),
+        tuning: ferry_mirror_api::Tuning {
+            slots: model
+                .slots
+                .known()
+                .and_then(|n| u32::try_from(*n).ok())
+                .unwrap_or(ferry_mirror_api::DEFAULT_SLOTS),
+            ..Default::default()
+        },
         http_listen: model
             .http_listen
             .known()
@@ -268,5 +275,23 @@ mod tests {
             docs.spec_json()
                 .contains("\"target_may_hold_records\": true")
         );
+    }
+
+    #[test]
+    fn slots_reach_the_spec_and_raise_its_version_only_when_set() {
+        let (source, target) = (
+            ConnectionConfig::plaintext("a:9092"),
+            ConnectionConfig::plaintext("b:9092"),
+        );
+        let mut m = model();
+        m.slots = Tf::Known(64);
+        let docs = build(&m, "r1", &source, &target, Path::new("/run")).unwrap();
+        assert_eq!(docs.spec.tuning.slots, 64);
+        assert_eq!(docs.spec.version, 1, "the default needs nothing new");
+        assert!(!docs.spec_json().contains("slots"));
+        m.slots = Tf::Known(8);
+        let docs = build(&m, "r1", &source, &target, Path::new("/run")).unwrap();
+        assert_eq!((docs.spec.tuning.slots, docs.spec.version), (8, 3));
+        assert!(docs.spec_json().contains("\"slots\": 8"));
     }
 }

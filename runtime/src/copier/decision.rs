@@ -1,5 +1,5 @@
-//! When a partition's transaction ends: a pure function of its progress, the clock and the
-//! run's tuning, so the rule is testable without brokers.
+//! When a slot's transaction ends: a pure function of its partitions' progress, the clock and
+//! the run's tuning, so the rule is testable without brokers.
 
 use std::time::{Duration, Instant};
 
@@ -54,40 +54,72 @@ impl Limits {
     }
 }
 
-/// Decides for one partition. `idle`: the consumer delivered nothing on its last poll.
-/// `delivery_failed`: the producer reported a record of this partition as not delivered.
-pub(crate) fn decide(
-    p: &PartitionProgress,
+/// Decides for one slot from its partitions' progress: its transaction is as old as its
+/// first open partition's batch and as big as all batches together, and one partition at its
+/// goal commits the whole slot. `idle`: the consumer delivered nothing on its last poll.
+/// `delivery_failed`: the producer reported a record of this slot as not delivered.
+pub(crate) fn decide<'a>(
+    partitions: impl IntoIterator<Item = &'a PartitionProgress>,
     now: Instant,
     limits: &Limits,
     idle: bool,
     delivery_failed: bool,
 ) -> CommitDecision {
-    match p.state {
-        PartitionState::Done | PartitionState::Fenced => CommitDecision::KeepGoing,
-        PartitionState::Open { since, bytes, .. } => {
-            let age = now.saturating_duration_since(since);
-            if delivery_failed {
-                CommitDecision::Abort(AbortReason::DeliveryFailed)
-            } else if age >= limits.transaction_timeout {
-                CommitDecision::Abort(AbortReason::TimedOut)
-            } else if age >= limits.max_age || bytes >= limits.max_bytes || p.reached_goal() {
-                CommitDecision::CommitNow
-            } else {
-                CommitDecision::KeepGoing
+    let mut since: Option<Instant> = None;
+    let mut bytes = 0u64;
+    let mut at_goal = false;
+    for p in partitions {
+        match p.state {
+            PartitionState::Done | PartitionState::Fenced => {}
+            PartitionState::Open {
+                since: s, bytes: b, ..
+            } => {
+                since = Some(since.map_or(s, |earliest| earliest.min(s)));
+                bytes += b;
+                at_goal |= p.reached_goal();
+            }
+            // At the goal with progress not yet committed there (gaps skipped, a partition with
+            // nothing to copy), or idle there: commit, so the partition becomes done and the
+            // run's stored progress proves it.
+            PartitionState::Idle => {
+                at_goal |= p.reached_goal()
+                    && (p.committed_next < p.next_source || p.committed_next < 0 || idle);
             }
         }
-        // At the goal with progress not yet committed there (gaps skipped, a partition with
-        // nothing to copy), or idle there: commit, so the partition becomes done and the run's
-        // stored progress proves it.
-        PartitionState::Idle
-            if p.reached_goal()
-                && (p.committed_next < p.next_source || p.committed_next < 0 || idle) =>
-        {
-            CommitDecision::CommitNow
-        }
-        PartitionState::Idle => CommitDecision::KeepGoing,
     }
+    if let Some(since) = since {
+        let age = now.saturating_duration_since(since);
+        if delivery_failed {
+            return CommitDecision::Abort(AbortReason::DeliveryFailed);
+        }
+        if age >= limits.transaction_timeout {
+            return CommitDecision::Abort(AbortReason::TimedOut);
+        }
+        if age >= limits.max_age || bytes >= limits.max_bytes {
+            return CommitDecision::CommitNow;
+        }
+    }
+    if at_goal {
+        CommitDecision::CommitNow
+    } else {
+        CommitDecision::KeepGoing
+    }
+}
+
+/// Whether a slot's open transaction is old enough to join a commit round another slot
+/// started: half its age limit. Slots then commit in rounds rather than one at a time, and
+/// a round blocks the copy loop once instead of once per slot.
+pub(crate) fn ripe<'a>(
+    partitions: impl IntoIterator<Item = &'a PartitionProgress>,
+    now: Instant,
+    limits: &Limits,
+) -> bool {
+    partitions.into_iter().any(|p| match p.state {
+        PartitionState::Open { since, .. } => {
+            now.saturating_duration_since(since) >= limits.max_age / 2
+        }
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -116,7 +148,7 @@ mod tests {
         let young = open(5, None, 10, t0);
         assert_eq!(
             decide(
-                &young,
+                [&young],
                 t0 + Duration::from_millis(500),
                 &LIMITS,
                 false,
@@ -125,12 +157,12 @@ mod tests {
             CommitDecision::KeepGoing
         );
         assert_eq!(
-            decide(&young, t0 + Duration::from_secs(2), &LIMITS, false, false),
+            decide([&young], t0 + Duration::from_secs(2), &LIMITS, false, false),
             CommitDecision::CommitNow
         );
         let big = open(5, None, 1000, t0);
         assert_eq!(
-            decide(&big, t0, &LIMITS, false, false),
+            decide([&big], t0, &LIMITS, false, false),
             CommitDecision::CommitNow
         );
     }
@@ -139,36 +171,36 @@ mod tests {
     fn reaching_the_goal_commits_at_once() {
         let t0 = Instant::now();
         assert_eq!(
-            decide(&open(10, Some(10), 1, t0), t0, &LIMITS, false, false),
+            decide([&open(10, Some(10), 1, t0)], t0, &LIMITS, false, false),
             CommitDecision::CommitNow
         );
         // Trailing markers skipped: nothing open, but progress at the goal is not committed.
         let mut skipped = PartitionProgress::taken(8, Some(10));
         skipped.next_source = 10;
         assert_eq!(
-            decide(&skipped, t0, &LIMITS, false, false),
+            decide([&skipped], t0, &LIMITS, false, false),
             CommitDecision::CommitNow
         );
         // Empty partition: goal 0, nothing ever committed.
         let mut empty = PartitionProgress::taken(-1, Some(0));
         empty.next_source = 0;
         assert_eq!(
-            decide(&empty, t0, &LIMITS, false, false),
+            decide([&empty], t0, &LIMITS, false, false),
             CommitDecision::CommitNow
         );
         // Taken over already at the goal: committed once the consumer is idle.
         let at_goal = PartitionProgress::taken(10, Some(10));
         assert_eq!(
-            decide(&at_goal, t0, &LIMITS, false, false),
+            decide([&at_goal], t0, &LIMITS, false, false),
             CommitDecision::KeepGoing
         );
         assert_eq!(
-            decide(&at_goal, t0, &LIMITS, true, false),
+            decide([&at_goal], t0, &LIMITS, true, false),
             CommitDecision::CommitNow
         );
         let short = PartitionProgress::taken(5, Some(10));
         assert_eq!(
-            decide(&short, t0, &LIMITS, true, false),
+            decide([&short], t0, &LIMITS, true, false),
             CommitDecision::KeepGoing
         );
     }
@@ -180,7 +212,7 @@ mod tests {
             let mut p = PartitionProgress::taken(10, Some(10));
             p.state = state;
             assert_eq!(
-                decide(&p, t0 + Duration::from_secs(600), &LIMITS, true, true),
+                decide([&p], t0 + Duration::from_secs(600), &LIMITS, true, true),
                 CommitDecision::KeepGoing
             );
         }
@@ -191,11 +223,11 @@ mod tests {
         let t0 = Instant::now();
         let p = open(5, None, 10, t0);
         assert_eq!(
-            decide(&p, t0, &LIMITS, false, true),
+            decide([&p], t0, &LIMITS, false, true),
             CommitDecision::Abort(AbortReason::DeliveryFailed)
         );
         assert_eq!(
-            decide(&p, t0 + Duration::from_secs(61), &LIMITS, false, false),
+            decide([&p], t0 + Duration::from_secs(61), &LIMITS, false, false),
             CommitDecision::Abort(AbortReason::TimedOut)
         );
     }
@@ -212,5 +244,69 @@ mod tests {
             Limits::new(&Tuning::default(), Duration::from_secs(60)).max_age,
             Duration::from_secs(2)
         );
+    }
+
+    #[test]
+    fn a_slot_transaction_is_as_old_as_its_first_batch_and_as_big_as_all() {
+        let t0 = Instant::now();
+        let old = open(5, None, 10, t0);
+        let young = open(5, None, 10, t0 + Duration::from_millis(1500));
+        let at = t0 + Duration::from_millis(2000);
+        assert_eq!(
+            decide([&young], at, &LIMITS, false, false),
+            CommitDecision::KeepGoing
+        );
+        assert_eq!(
+            decide([&young, &old], at, &LIMITS, false, false),
+            CommitDecision::CommitNow,
+            "the transaction began with the older batch"
+        );
+        let (a, b) = (open(5, None, 600, t0), open(5, None, 600, t0));
+        assert_eq!(
+            decide([&a], t0, &LIMITS, false, false),
+            CommitDecision::KeepGoing
+        );
+        assert_eq!(
+            decide([&a, &b], t0, &LIMITS, false, false),
+            CommitDecision::CommitNow,
+            "bytes of all partitions together"
+        );
+    }
+
+    #[test]
+    fn one_partition_at_its_goal_commits_the_slot_and_a_failure_aborts_it() {
+        let t0 = Instant::now();
+        let copying = open(5, Some(100), 10, t0);
+        let mut done = PartitionProgress::taken(10, Some(10));
+        done.state = PartitionState::Done;
+        assert_eq!(
+            decide([&copying, &done], t0, &LIMITS, true, false),
+            CommitDecision::KeepGoing
+        );
+        let at_goal = open(10, Some(10), 1, t0);
+        assert_eq!(
+            decide([&copying, &at_goal], t0, &LIMITS, false, false),
+            CommitDecision::CommitNow
+        );
+        assert_eq!(
+            decide([&copying, &at_goal], t0, &LIMITS, false, true),
+            CommitDecision::Abort(AbortReason::DeliveryFailed)
+        );
+        let idle = PartitionProgress::taken(3, Some(100));
+        assert_eq!(
+            decide([&idle], t0, &LIMITS, true, true),
+            CommitDecision::KeepGoing,
+            "nothing open: nothing to abort"
+        );
+    }
+
+    #[test]
+    fn a_slot_half_way_to_its_age_limit_joins_a_commit_round() {
+        let t0 = Instant::now();
+        let p = open(5, None, 10, t0);
+        assert!(!ripe([&p], t0 + Duration::from_millis(999), &LIMITS));
+        assert!(ripe([&p], t0 + Duration::from_secs(1), &LIMITS));
+        let idle = PartitionProgress::taken(5, None);
+        assert!(!ripe([&idle], t0 + Duration::from_secs(100), &LIMITS));
     }
 }

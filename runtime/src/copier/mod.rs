@@ -1,22 +1,31 @@
 //! The copy loop of one worker.
 //!
-//! Partitions come from the source consumer group of the run. For each source partition the
-//! worker holds one producer on the target; with exactly-once it is transactional, with a
-//! transactional id derived from the partition, so a worker that takes a partition over fences
-//! the previous owner and aborts whatever it left open. A transaction carries the partition's
-//! records, its offset-mapping record and its progress (the next source offset, committed as an
-//! offset of the run's progress group on the target). A worker killed at any point therefore
-//! leaves either all of a transaction or none of it, and its successor resumes exactly there.
+//! The run's source partitions are split into a fixed number of work slots (`split`), recorded
+//! when the run starts (`control`). Workers share the slots through a consumer group on the
+//! run's slots topic on the target (`rebalance`); a worker owning a slot assigns the slot's
+//! source partitions to its copy consumer by hand. Each owned slot has one producer on the
+//! target; with exactly-once it is transactional, with the slot's transactional id, so a
+//! worker that takes a slot over fences the previous owner and aborts whatever it left open. A
+//! transaction carries the records, offset-mapping records and progress (the next source
+//! offset of each partition, committed as offsets of the run's progress group on the target)
+//! of all the slot's partitions. A worker killed at any point therefore leaves either all of a
+//! transaction or none of it, and its successor resumes exactly there.
 //!
+//! - `split`: which slot each partition belongs to (pure);
+//! - `control`: the slots topic, the run's record of its slot count;
 //! - `partition`: where one partition's copy stands (an enum state) and the pure rules on it;
-//! - `decision`: when a transaction ends (pure);
+//! - `slot`: an owned slot (its producer and partitions);
+//! - `decision`: when a slot's transaction ends (pure);
 //! - `transaction`: ending it on the target;
-//! - `rebalance`: taking partitions over and giving them up.
+//! - `rebalance`: taking slots over and giving them up.
 
+mod control;
 mod decision;
 mod empty;
 mod partition;
 mod rebalance;
+mod slot;
+mod split;
 mod transaction;
 
 use std::collections::HashMap;
@@ -33,10 +42,13 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use self::decision::{AbortReason, CommitDecision, Limits, decide};
 use self::partition::{PartitionCopy, PartitionState, worker_state};
-use self::rebalance::CopyContext;
-use self::transaction::{CommitOutcome, end_in_parallel, fail, is_fenced, record_outcome};
+use self::rebalance::SlotContext;
+use self::slot::{Owned, Rewind, SlotCopy};
+use self::split::Split;
+use self::transaction::{CommitOutcome, Sent, end_in_parallel, fail, is_fenced, record_outcome};
 use crate::clients::{
-    TRANSACTION_TIMEOUT, reader_config, source_consumer_config, target_producer_config,
+    TRANSACTION_TIMEOUT, reader_config, slots_consumer_config, source_consumer_config,
+    target_producer_config,
 };
 use crate::end_offsets::some_end_offsets;
 use crate::metrics::Metrics;
@@ -46,11 +58,12 @@ use ferry_mirror_api::now_ms;
 use ferry_mirror_api::spec::{Mode, Spec};
 use ferry_mirror_api::status::{PartitionStatus, WorkerState, WorkerStatus};
 
+/// How long, and for how many records, the loop copies before it looks at commits again.
+const DRAIN_FOR: Duration = Duration::from_millis(50);
+const DRAIN_MAX: usize = 10_000;
+
 /// Bound of each blocking transactional call (init, flush, commit, abort) and progress read.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The partitions this worker owns, by source topic and partition.
-type Owned = HashMap<PartitionKey, PartitionCopy>;
 
 /// What the copy loop and the rebalance callbacks share.
 struct Setup {
@@ -59,6 +72,8 @@ struct Setup {
     exactly_once: bool,
     /// Reads (and, without transactions, commits) the progress group on the target.
     progress_client: BaseConsumer,
+    /// Reads the progress group without waiting for transactions in flight (see `may_be_complete`).
+    progress_peek: BaseConsumer,
     /// Reads source end offsets (never joins a group).
     watermarks: BaseConsumer,
     /// Reads partitions short of their goal with nothing delivered (never joins a group).
@@ -95,36 +110,8 @@ pub(crate) struct Worker {
     pub on_status: Option<StatusCallback>,
 }
 
-/// Where the consumer must read a partition again from.
-struct Rewind {
-    topic: String,
-    partition: i32,
-    to: i64,
-}
-
-impl Rewind {
-    fn of(pc: &PartitionCopy) -> Rewind {
-        Rewind {
-            topic: pc.source_topic.clone(),
-            partition: pc.partition,
-            to: pc.progress.next_source,
-        }
-    }
-
-    fn apply(&self, consumer: &BaseConsumer<CopyContext>) -> Result<()> {
-        let offset = if self.to >= 0 {
-            Offset::Offset(self.to)
-        } else {
-            Offset::Beginning
-        };
-        consumer
-            .seek(&self.topic, self.partition, offset, Duration::from_secs(10))
-            .with_context(|| format!("rewinding {}[{}]", self.topic, self.partition))
-    }
-}
-
 fn lock(owned: &Mutex<Owned>) -> std::sync::MutexGuard<'_, Owned> {
-    owned.lock().expect("partition lock")
+    owned.lock().expect("slot lock")
 }
 
 impl Worker {
@@ -137,25 +124,55 @@ impl Worker {
             target: self.target.clone(),
             exactly_once: spec.exactly_once,
             progress_client: reader_config(&self.target, &spec.progress_group()).create()?,
+            progress_peek: reader_config(&self.target, &spec.progress_group())
+                .set("isolation.level", "read_uncommitted")
+                .create()?,
             watermarks: reader_config(&self.source, &format!("{}.watermarks", spec.worker_group()))
                 .create()?,
             probe: reader_config(&self.source, &format!("{}.probe", spec.worker_group()))
                 .create()?,
             fatal: Mutex::new(None),
         });
+        let partitions = control::source_partitions(&setup.watermarks, &self.topics, CALL_TIMEOUT)?;
+        let slots = control::slot_count(
+            spec,
+            &self.target,
+            &setup.progress_client,
+            &partitions,
+            CALL_TIMEOUT,
+        )?;
+        let split = Arc::new(Split::new(&partitions, slots));
+        tracing::info!(
+            slots,
+            slots_with_partitions = split.by_slot.len(),
+            partitions = partitions.len(),
+            "work split into slots"
+        );
         let owned: Arc<Mutex<Owned>> = Arc::default();
-        let context = CopyContext {
+        let consumer: Arc<BaseConsumer> = Arc::new(
+            source_consumer_config(spec, &self.source)
+                .create()
+                .context("creating the source consumer")?,
+        );
+        let context = SlotContext {
             setup: Arc::clone(&setup),
             owned: Arc::clone(&owned),
             metrics: Arc::clone(&self.metrics),
+            split,
+            source: Arc::clone(&consumer),
         };
-        let consumer: BaseConsumer<CopyContext> = source_consumer_config(spec, &self.source)
-            .create_with_context(context)
-            .context("creating the source consumer")?;
-        let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&names)
-            .context("subscribing to the source topics")?;
+        let join = |context: SlotContext| -> Result<BaseConsumer<SlotContext>> {
+            let c: BaseConsumer<SlotContext> =
+                slots_consumer_config(spec, &self.target, &self.worker_id)
+                    .create_with_context(context)
+                    .context("creating the slots consumer")?;
+            c.subscribe(&[&spec.slots_topic()])
+                .context("joining the run's slots group")?;
+            Ok(c)
+        };
+        let mut slots_consumer = join(context.clone())?;
+        let (mut group_errors, mut source_errors) = (ErrorLog::default(), ErrorLog::default());
+        let mut fenced_at: Vec<Instant> = Vec::new();
         let status_producer: BaseProducer =
             target_producer_config(spec, &self.target, None).create()?;
 
@@ -163,7 +180,7 @@ impl Worker {
         let status_every = Duration::from_millis(spec.tuning.status_interval_ms);
         let mut last_status = Instant::now() - status_every;
         let mut rate = RateWindow::default();
-        let mut idle = false;
+        let mut idle;
         let mut last_report_poll = Instant::now();
         let mut last_trim = Instant::now();
         let mut stalled: HashMap<PartitionKey, i64> = HashMap::new();
@@ -176,26 +193,71 @@ impl Worker {
                 self.finish_all(&owned, &setup);
                 self.publish_status(&owned, &setup, &status_producer, &mut rate);
                 flush_status(&status_producer);
-                consumer.unsubscribe();
+                slots_consumer.unsubscribe();
                 return Ok(Finish::Stopped);
             }
-            match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    idle = false;
-                    if let Some(rewind) = self.copy_one(&m, &owned, &setup) {
-                        rewind.apply(&consumer)?;
+            // Serves the slots group: heartbeats run on librdkafka's thread, rebalances here.
+            if let Some(Err(e)) = slots_consumer.poll(Duration::ZERO) {
+                self.metrics.errors.inc();
+                if let Some((code, reason)) = slots_consumer.client().fatal_error() {
+                    // Static membership: after the group coordinator restarts, librdkafka can
+                    // rejoin under a new member id and find its old one fencing it
+                    // (FENCED_INSTANCE_ID), which leaves the consumer dead. Give the slots up
+                    // and rejoin with a new consumer; fenced again and again means another
+                    // live worker has this worker id.
+                    fenced_at.retain(|t| t.elapsed() < Duration::from_secs(120));
+                    fenced_at.push(Instant::now());
+                    if fenced_at.len() > 3 {
+                        return Err(anyhow!(
+                            "the slots group keeps fencing this worker ({code:?}: {reason}); is \
+                             another worker running with worker id {:?}?",
+                            self.worker_id
+                        ));
+                    }
+                    tracing::warn!(?code, %reason, "the slots consumer failed; giving up the slots and rejoining");
+                    context.release();
+                    drop(slots_consumer);
+                    slots_consumer = join(context.clone())?;
+                } else {
+                    group_errors.log(&e.to_string(), "slots group error");
+                }
+            }
+            // Copies what the consumer holds (bounded) before looking at commits: a commit
+            // round blocks the loop, so one record per round would copy a record per round
+            // trip.
+            let (mut copied, drain_until) = (0usize, Instant::now() + DRAIN_FOR);
+            idle = false;
+            loop {
+                let wait = if copied == 0 {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::ZERO
+                };
+                match consumer.poll(wait) {
+                    Some(Ok(m)) => {
+                        copied += 1;
+                        for rewind in self.copy_one(&m, &owned, &setup) {
+                            rewind.apply(&consumer)?;
+                        }
+                        if copied >= DRAIN_MAX || Instant::now() >= drain_until {
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        source_errors.log(&e.to_string(), "source consumer error");
+                        self.metrics.errors.inc();
+                        break;
+                    }
+                    None => {
+                        idle = copied == 0;
+                        break;
                     }
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "source consumer error");
-                    self.metrics.errors.inc();
-                }
-                None => idle = true,
             }
             if last_report_poll.elapsed() >= Duration::from_millis(20) {
                 last_report_poll = Instant::now();
-                for pc in lock(&owned).values() {
-                    pc.producer.poll(Duration::ZERO);
+                for slot in lock(&owned).slots.values() {
+                    slot.producer.poll(Duration::ZERO);
                 }
             }
             if last_trim.elapsed() >= Duration::from_secs(1) {
@@ -205,13 +267,14 @@ impl Worker {
             self.commit_due(&consumer, &owned, &setup, &limits, idle)?;
             // Once every owned partition is done, check for completion right away instead of
             // waiting for the next status tick.
-            let finished_here = spec.mode == Mode::UntilCaughtUp && {
+            let (finished_here, owns_nothing) = {
                 let owned = lock(&owned);
-                !owned.is_empty()
-                    && owned
-                        .values()
-                        .all(|pc| pc.progress.state == PartitionState::Done)
+                let done = owned
+                    .partitions()
+                    .all(|pc| pc.progress.state == PartitionState::Done);
+                (!owned.is_empty() && done, owned.is_empty())
             };
+            let finished_here = spec.mode == Mode::UntilCaughtUp && finished_here;
             let due = if finished_here {
                 Duration::from_millis(200)
             } else {
@@ -223,8 +286,11 @@ impl Worker {
                 }
                 last_status = Instant::now();
                 let status = self.publish_status(&owned, &setup, &status_producer, &mut rate);
+                // A worker holding no partition (more workers than slots with partitions)
+                // finishes when the others have.
                 if spec.mode == Mode::UntilCaughtUp
-                    && status.state == WorkerState::CaughtUp
+                    && (status.state == WorkerState::CaughtUp || owns_nothing)
+                    && may_be_complete(&setup, &partitions)
                     && run_complete()?
                 {
                     flush_status(&status_producer);
@@ -234,40 +300,49 @@ impl Worker {
         }
     }
 
-    /// Hands one source record to its partition's producer. Returns where to rewind the
-    /// partition when its open work had to be abandoned.
+    /// Hands one source record to its slot's producer. Returns where to rewind partitions
+    /// whose open work had to be abandoned.
     fn copy_one(
         &self,
         m: &BorrowedMessage<'_>,
         owned: &Mutex<Owned>,
         setup: &Setup,
-    ) -> Option<Rewind> {
+    ) -> Vec<Rewind> {
         let mut owned = lock(owned);
-        let key = (m.topic().to_string(), m.partition());
-        let pc = owned.get_mut(&key)?;
-        if !pc.progress.wants(m.offset()) {
-            return None;
+        let Some((slot, i)) = owned.locate(m.topic(), m.partition()) else {
+            return Vec::new();
+        };
+        if slot.fenced || !slot.partitions[i].progress.wants(m.offset()) {
+            return Vec::new();
         }
-        if !matches!(pc.progress.state, PartitionState::Open { .. }) {
+        if !slot.open {
             if setup.exactly_once
-                && let Err(e) = pc.producer.begin_transaction()
+                && let Err(e) = slot.producer.begin_transaction()
             {
-                // Not copied: fenced, the partition is its new owner's; otherwise read the
-                // record again rather than skip it.
+                // Not copied: fenced, the slot is its new owner's; otherwise read the record
+                // again rather than skip it.
                 let outcome = fail(
-                    pc,
+                    slot,
                     setup,
                     format!("beginning a transaction: {e}"),
                     is_fenced(&e),
                 );
-                record_outcome(&self.metrics, &pc.source_topic, &outcome);
-                return matches!(outcome, CommitOutcome::Aborted(_)).then(|| Rewind::of(pc));
+                record_outcome(&self.metrics, slot.index, &outcome);
+                let mut rewinds = rewinds_of(outcome);
+                rewinds.push(Rewind::of(&slot.partitions[i]));
+                return rewinds;
             }
-            pc.progress.open(Instant::now());
+            slot.open = true;
         }
+        let pc = &mut slot.partitions[i];
+        pc.progress.open(Instant::now());
         let size = m.payload_len() + m.key().map_or(0, <[u8]>::len);
-        let mut record = BaseRecord::with_opaque_to(&pc.target_topic, Box::new(m.offset()))
-            .partition(m.partition());
+        let sent = Sent::Copied {
+            partition: i as u32,
+            source: m.offset(),
+        };
+        let mut record =
+            BaseRecord::with_opaque_to(&pc.target_topic, Box::new(sent)).partition(m.partition());
         if let Some(k) = m.key() {
             record = record.key(k);
         }
@@ -281,35 +356,35 @@ impl Worker {
             record = record.headers(h.detach());
         }
         loop {
-            match pc.producer.send(record) {
+            match slot.producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // Serves delivery reports only (no broker request) until there is room.
                     record = back;
-                    pc.producer.poll(Duration::from_millis(1));
+                    slot.producer.poll(Duration::from_millis(1));
                 }
                 Err((e, _)) => {
-                    tracing::warn!(error = %e, "produce failed; aborting the partition's transaction");
-                    let outcome = fail(pc, setup, e.to_string(), is_fenced(&e));
-                    record_outcome(&self.metrics, &pc.source_topic, &outcome);
+                    tracing::warn!(error = %e, slot = slot.index, "produce failed; aborting the slot's transaction");
+                    let outcome = fail(slot, setup, e.to_string(), is_fenced(&e));
+                    record_outcome(&self.metrics, slot.index, &outcome);
                     // The aborted records are gone from the target: read them again.
-                    return matches!(outcome, CommitOutcome::Aborted(_)).then(|| Rewind::of(pc));
+                    return rewinds_of(outcome);
                 }
             }
         }
-        let in_batch = pc.progress.copied(m.offset(), size as u64);
+        let in_batch = slot.partitions[i].progress.copied(m.offset(), size as u64);
         // Delivered records stay in memory until their reports are served: serve them often.
         if in_batch % 256 == 0 {
-            pc.producer.poll(Duration::ZERO);
+            slot.producer.poll(Duration::ZERO);
         }
-        None
+        Vec::new()
     }
 
-    /// Ends the transactions that are due (old or big enough, at the goal, or doomed), in
-    /// parallel and with no lock held, and rewinds the aborted partitions.
+    /// Ends the slot transactions that are due (old or big enough, a partition at its goal,
+    /// or doomed), in parallel and with no lock held, and rewinds the aborted partitions.
     fn commit_due(
         &self,
-        consumer: &BaseConsumer<CopyContext>,
+        consumer: &BaseConsumer,
         owned: &Mutex<Owned>,
         setup: &Setup,
         limits: &Limits,
@@ -318,25 +393,30 @@ impl Worker {
         // The position is the consumer's local state, not a broker request.
         let positions = if idle { consumer.position().ok() } else { None };
         let now = Instant::now();
-        let rewinds = self.end_transactions(owned, setup, |pc| {
-            if let Some(positions) = &positions
-                && !matches!(
-                    pc.progress.state,
-                    PartitionState::Done | PartitionState::Fenced
-                )
-            {
-                pc.progress.skip_undelivered(position_of(
-                    positions,
-                    &pc.source_topic,
-                    pc.partition,
-                ));
+        let rewinds = self.end_transactions(owned, setup, Some((now, limits)), |slot| {
+            if slot.fenced {
+                return CommitDecision::KeepGoing;
+            }
+            if let Some(positions) = &positions {
+                for pc in &mut slot.partitions {
+                    if !matches!(
+                        pc.progress.state,
+                        PartitionState::Done | PartitionState::Fenced
+                    ) {
+                        pc.progress.skip_undelivered(position_of(
+                            positions,
+                            &pc.source_topic,
+                            pc.partition,
+                        ));
+                    }
+                }
             }
             decide(
-                &pc.progress,
+                slot.progress(),
                 now,
                 limits,
                 idle,
-                pc.producer.context().failed(),
+                slot.producer.context().failed(),
             )
         });
         for rewind in rewinds {
@@ -351,31 +431,24 @@ impl Worker {
     /// and the next commit decision commits that progress.
     fn settle_empty(
         &self,
-        consumer: &BaseConsumer<CopyContext>,
+        consumer: &BaseConsumer,
         owned: &Mutex<Owned>,
         setup: &Setup,
         stalled: &mut HashMap<PartitionKey, i64>,
     ) {
         let positions = consumer.position().ok();
         let now: HashMap<PartitionKey, empty::Candidate> = lock(owned)
-            .iter()
-            .filter_map(|(key, pc)| {
+            .partitions()
+            .filter_map(|pc| {
+                let key = (pc.source_topic.clone(), pc.partition);
                 let (from, goal) = pc.progress.short_of_goal_idle()?;
                 let position = positions
                     .as_ref()
                     .and_then(|p| position_of(p, &pc.source_topic, pc.partition));
                 // Read from where the copy stands, not from the position: after a rewind the
                 // position may not reflect the seek yet.
-                (position.is_none_or(|p| p < goal)).then(|| {
-                    (
-                        key.clone(),
-                        empty::Candidate {
-                            key: key.clone(),
-                            from,
-                            goal,
-                        },
-                    )
-                })
+                (position.is_none_or(|p| p < goal))
+                    .then(|| (key.clone(), empty::Candidate { key, from, goal }))
             })
             .collect();
         let due: Vec<empty::Candidate> = now
@@ -391,9 +464,9 @@ impl Worker {
             Ok(keys) => {
                 let mut owned = lock(owned);
                 for key in keys {
-                    if let Some(pc) = owned.get_mut(&key) {
+                    if let Some((slot, i)) = owned.locate(&key.0, key.1) {
                         tracing::debug!(topic = %key.0, partition = key.1, "nothing left to copy before the goal");
-                        pc.progress.nothing_before_goal();
+                        slot.partitions[i].progress.nothing_before_goal();
                     }
                 }
             }
@@ -406,51 +479,69 @@ impl Worker {
 
     /// Commits every open transaction (on stop; nothing is read again after it).
     fn finish_all(&self, owned: &Mutex<Owned>, setup: &Setup) {
-        self.end_transactions(owned, setup, |pc| match pc.progress.state {
-            PartitionState::Open { .. } => CommitDecision::CommitNow,
-            _ => CommitDecision::KeepGoing,
+        self.end_transactions(owned, setup, None, |slot| {
+            if slot.open && !slot.fenced {
+                CommitDecision::CommitNow
+            } else {
+                CommitDecision::KeepGoing
+            }
         });
     }
 
-    /// Takes the partitions `decide` wants committed or aborted out of the map, ends their
+    /// Takes the slots `decide` wants committed or aborted out of the map, ends their
     /// transactions in parallel without the lock, and puts them back. Returns where the
-    /// aborted ones must be read again. Rebalances only happen inside `consumer.poll`, on this
-    /// thread, so nothing else looks for the partitions while they are out.
+    /// aborted partitions must be read again. Rebalances only happen inside the slots
+    /// consumer's `poll`, on this thread, so nothing else looks for the slots while they are
+    /// out. With `round`, slots half way to their age limit join a round another slot
+    /// started.
     fn end_transactions(
         &self,
         owned: &Mutex<Owned>,
         setup: &Setup,
-        mut decide: impl FnMut(&mut PartitionCopy) -> CommitDecision,
+        round: Option<(Instant, &Limits)>,
+        mut decide: impl FnMut(&mut SlotCopy) -> CommitDecision,
     ) -> Vec<Rewind> {
-        let mut due: Vec<(PartitionCopy, Option<AbortReason>)> = {
+        let mut due: Vec<(SlotCopy, Option<AbortReason>)> = {
             let mut owned = lock(owned);
-            let keys: Vec<(PartitionKey, Option<AbortReason>)> = owned
+            let decisions: Vec<(u32, CommitDecision)> = owned
+                .slots
                 .iter_mut()
-                .filter_map(|(k, pc)| match decide(pc) {
-                    CommitDecision::KeepGoing => None,
-                    CommitDecision::CommitNow => Some((k.clone(), None)),
-                    CommitDecision::Abort(reason) => Some((k.clone(), Some(reason))),
+                .map(|(k, slot)| (*k, decide(slot)))
+                .collect();
+            let any_due = decisions
+                .iter()
+                .any(|(_, d)| *d != CommitDecision::KeepGoing);
+            let keys: Vec<(u32, Option<AbortReason>)> = decisions
+                .into_iter()
+                .filter_map(|(k, d)| match d {
+                    CommitDecision::CommitNow => Some((k, None)),
+                    CommitDecision::Abort(reason) => Some((k, Some(reason))),
+                    CommitDecision::KeepGoing => {
+                        let slot = owned.slots.get(&k)?;
+                        let joins = any_due
+                            && !slot.fenced
+                            && round.is_some_and(|(now, limits)| {
+                                decision::ripe(slot.progress(), now, limits)
+                            });
+                        joins.then_some((k, None))
+                    }
                 })
                 .collect();
             keys.into_iter()
-                .filter_map(|(k, abort)| owned.remove(&k).map(|pc| (pc, abort)))
+                .filter_map(|(k, abort)| owned.take(k).map(|slot| (slot, abort)))
                 .collect()
         };
         if due.is_empty() {
             return Vec::new();
         }
-        let work = due.iter_mut().map(|(pc, abort)| (pc, *abort)).collect();
+        let work = due.iter_mut().map(|(slot, abort)| (slot, *abort)).collect();
         let outcomes = end_in_parallel(work, setup);
         let mut rewinds = Vec::new();
-        {
-            let mut owned = lock(owned);
-            for ((pc, _), outcome) in due.into_iter().zip(outcomes) {
-                if let CommitOutcome::Aborted(_) = &outcome {
-                    rewinds.push(Rewind::of(&pc));
-                }
-                record_outcome(&self.metrics, &pc.source_topic, &outcome);
-                owned.insert((pc.source_topic.clone(), pc.partition), pc);
-            }
+        let mut owned = lock(owned);
+        for ((slot, _), outcome) in due.into_iter().zip(outcomes) {
+            record_outcome(&self.metrics, slot.index, &outcome);
+            rewinds.extend(rewinds_of(outcome));
+            owned.put_back(slot);
         }
         rewinds
     }
@@ -462,7 +553,10 @@ impl Worker {
         producer: &BaseProducer,
         rate: &mut RateWindow,
     ) -> WorkerStatus {
-        let keys: Vec<PartitionKey> = lock(owned).keys().cloned().collect();
+        let keys: Vec<PartitionKey> = lock(owned)
+            .partitions()
+            .map(|pc| (pc.source_topic.clone(), pc.partition))
+            .collect();
         // One batched request for every owned partition, with no lock held.
         // Partitions whose end offset is not read now keep the last one.
         let ends = match some_end_offsets(&setup.watermarks, &keys, Duration::from_secs(5)) {
@@ -479,22 +573,22 @@ impl Worker {
         };
         let (partitions, state) = {
             let mut owned = lock(owned);
-            for (key, pc) in owned.iter_mut() {
-                if let Some(end) = ends.get(key) {
+            for pc in owned.partitions_mut() {
+                if let Some(end) = ends.get(&(pc.source_topic.clone(), pc.partition)) {
                     pc.progress.end_offset = *end;
                 }
                 self.metrics
                     .set_lag(&pc.source_topic, pc.partition, pc.progress.lag());
             }
             let mut partitions: Vec<PartitionStatus> =
-                owned.values().map(PartitionCopy::status).collect();
+                owned.partitions().map(PartitionCopy::status).collect();
             partitions.sort_by(|a, b| {
                 (&a.source_topic, a.partition).cmp(&(&b.source_topic, b.partition))
             });
             let state = worker_state(
                 self.spec.mode,
                 self.spec.in_sync_lag,
-                owned.values().map(|pc| &pc.progress),
+                owned.partitions().map(|pc| &pc.progress),
             );
             (partitions, state)
         };
@@ -539,6 +633,37 @@ impl Worker {
     }
 }
 
+/// Whether the run's committed progress, read without waiting for transactions in flight,
+/// has every partition at its goal. The stable read behind `run_complete` waits for a killed
+/// worker's open transaction until the slot's next owner fences it; blocked there, this
+/// worker would not serve the slots group, and the rebalance that hands the slot on would
+/// wait for it. So the stable read is only made once this one says the run may be done.
+fn may_be_complete(setup: &Setup, partitions: &[PartitionKey]) -> bool {
+    let keys: Vec<PartitionKey> = partitions
+        .iter()
+        .map(|(t, p)| (setup.spec.target_topic(t), *p))
+        .collect();
+    match crate::progress::read(&setup.progress_peek, &keys, Duration::from_secs(5)) {
+        Ok(stored) => keys.iter().all(|k| {
+            stored.get(k).is_some_and(
+                |p| matches!((p.next_source, p.meta.goal), (Some(n), Some(g)) if n >= g),
+            )
+        }),
+        Err(e) => {
+            tracing::debug!(error = format!("{e:#}"), "progress not read");
+            false
+        }
+    }
+}
+
+/// The partitions to read again after an outcome (only an abort has any).
+fn rewinds_of(outcome: CommitOutcome) -> Vec<Rewind> {
+    match outcome {
+        CommitOutcome::Aborted(_, rewinds) => rewinds,
+        _ => Vec::new(),
+    }
+}
+
 /// The consumer's position in one partition, if it has one.
 fn position_of(positions: &TopicPartitionList, topic: &str, partition: i32) -> Option<i64> {
     match positions.find_partition(topic, partition)?.offset() {
@@ -551,6 +676,28 @@ fn position_of(positions: &TopicPartitionList, topic: &str, partition: i32) -> O
 fn flush_status(producer: &BaseProducer) {
     if let Err(e) = producer.flush(Duration::from_secs(10)) {
         tracing::warn!(error = %e, "the last status was not published");
+    }
+}
+
+/// Logs an error of a client the loop polls every few milliseconds: a new error at once, the
+/// same one again at most every 10 s (a broker down gives the same error on every poll).
+#[derive(Default)]
+struct ErrorLog {
+    last: Option<(String, Instant)>,
+}
+
+impl ErrorLog {
+    fn log(&mut self, error: &str, what: &str) {
+        let repeat = self
+            .last
+            .as_ref()
+            .is_some_and(|(e, at)| e == error && at.elapsed() < Duration::from_secs(10));
+        if repeat {
+            tracing::debug!(error, "{what}");
+        } else {
+            tracing::warn!(error, "{what}");
+            self.last = Some((error.to_string(), Instant::now()));
+        }
     }
 }
 

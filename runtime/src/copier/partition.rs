@@ -6,9 +6,6 @@ use std::time::Instant;
 
 use ferry_mirror_api::spec::Mode;
 use ferry_mirror_api::status::{PartitionStatus, WorkerState};
-use rdkafka::producer::BaseProducer;
-
-use super::transaction::DeliveryLog;
 
 /// The life of a partition while this worker owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +20,7 @@ pub(crate) enum PartitionState {
     },
     /// Progress at the goal is committed: nothing left to do here.
     Done,
-    /// Another worker took the partition over; ignored until the next rebalance.
+    /// Another worker took the partition's slot over; ignored until the next rebalance.
     Fenced,
 }
 
@@ -106,6 +103,20 @@ impl PartitionProgress {
 
     pub fn reached_goal(&self) -> bool {
         self.goal.is_some_and(|g| self.next_source >= g)
+    }
+
+    /// Whether the slot's next commit writes this partition's progress: it has records in the
+    /// open transaction, offsets accounted for since the last commit (gaps, markers), or it
+    /// stands at its goal without being done yet (the commit makes it done).
+    pub fn in_commit(&self) -> bool {
+        match self.state {
+            PartitionState::Open { .. } => true,
+            PartitionState::Idle => {
+                (self.next_source > self.committed_next && self.next_source >= 0)
+                    || self.reached_goal()
+            }
+            PartitionState::Done | PartitionState::Fenced => false,
+        }
     }
 
     /// Opens the batch (exactly-once: after `begin_transaction` succeeded).
@@ -203,13 +214,12 @@ impl PartitionProgress {
     }
 }
 
-/// One source partition this worker currently owns: its names, its producer on the target
-/// and where its copy stands.
+/// One source partition of a slot this worker owns: its names and where its copy stands
+/// (the slot holds the producer).
 pub(crate) struct PartitionCopy {
     pub source_topic: String,
     pub target_topic: String,
     pub partition: i32,
-    pub producer: BaseProducer<DeliveryLog>,
     pub progress: PartitionProgress,
 }
 
@@ -406,5 +416,29 @@ mod tests {
         assert_eq!(worker_state(cont, 3, [&copying]), WorkerState::InSync);
         assert_eq!(worker_state(cont, 2, [&copying]), WorkerState::Copying);
         assert_eq!(worker_state(cont, 0, []), WorkerState::InSync);
+    }
+
+    #[test]
+    fn a_slot_commit_carries_only_partitions_whose_progress_moved() {
+        let untouched = PartitionProgress::taken(-1, None);
+        assert!(!untouched.in_commit(), "nothing copied, nothing to write");
+        let resumed = PartitionProgress::taken(7, Some(20));
+        assert!(!resumed.in_commit());
+        assert!(open_at(7, Some(20)).in_commit());
+        let mut skipped = PartitionProgress::taken(7, None);
+        skipped.skip_undelivered(Some(9));
+        assert!(skipped.in_commit(), "markers passed since the last commit");
+        let at_goal = PartitionProgress::taken(20, Some(20));
+        assert!(at_goal.in_commit(), "committing makes it done");
+        let mut empty = PartitionProgress::taken(-1, Some(0));
+        empty.skip_undelivered(None);
+        assert!(empty.in_commit());
+        let mut done = at_goal.clone();
+        done.committed();
+        assert_eq!(done.state, PartitionState::Done);
+        assert!(!done.in_commit());
+        let mut fenced = open_at(1, None);
+        fenced.fenced();
+        assert!(!fenced.in_commit());
     }
 }

@@ -1,114 +1,136 @@
-//! Partitions moving between workers. Eager assignment: a rebalance first revokes everything,
+//! Slots moving between workers. The run's slots group on the target hands out the partitions
+//! of the slots topic, one per slot. Eager assignment: a rebalance first revokes everything,
 //! and every open transaction is finished before this worker rejoins, so nobody else can own
-//! a partition while its transaction is open. Taking a partition over fences its previous
-//! owner (`init_transactions`) and reads where its copy stands.
+//! a slot while its transaction is open. Taking a slot over fences its previous owner
+//! (`init_transactions` on the slot's transactional id) and reads where each of its
+//! partitions' copy stands; the source partitions are then assigned to the copy consumer by
+//! hand (no source group).
 //!
-//! The callbacks run on the worker's thread inside `consumer.poll`. Their blocking broker calls
-//! (up to a minute for fencing) are made with no lock held; the partition map is locked only
-//! to move partitions in or out of it.
+//! The callbacks run on the worker's thread inside the slots consumer's `poll`. Their blocking
+//! broker calls (up to a minute for fencing) are made with no lock held; the slot map is
+//! locked only to move slots in or out of it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
+use rdkafka::TopicPartitionList;
 use rdkafka::bindings::rd_kafka_resp_err_t as RespErr;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::producer::{BaseProducer, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 
-use super::partition::{PartitionCopy, PartitionProgress, PartitionState};
+use super::partition::{PartitionCopy, PartitionProgress};
+use super::slot::{Owned, SlotCopy, start_offset};
+use super::split::Split;
 use super::transaction::{DeliveryLog, end_in_parallel, record_outcome};
-use super::{CALL_TIMEOUT, Owned, Setup};
+use super::{CALL_TIMEOUT, Setup};
 use crate::clients::target_producer_config;
 use crate::end_offsets::end_offsets;
 use crate::metrics::Metrics;
 use crate::progress::{self, PartitionKey};
 use ferry_mirror_api::spec::Mode;
 
-pub(crate) struct CopyContext {
+#[derive(Clone)]
+pub(crate) struct SlotContext {
     pub setup: Arc<Setup>,
     pub owned: Arc<Mutex<Owned>>,
     pub metrics: Arc<Metrics>,
+    pub split: Arc<Split>,
+    /// The copy consumer: its assignment follows the owned slots.
+    pub source: Arc<BaseConsumer>,
 }
 
-impl ClientContext for CopyContext {}
+impl ClientContext for SlotContext {}
 
-impl ConsumerContext for CopyContext {
+impl ConsumerContext for SlotContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RespErr, tpl: &mut TopicPartitionList) {
         match err {
             RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, tpl),
             RespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer),
-            other => tracing::warn!(error = ?other, "rebalance error"),
+            other => tracing::warn!(error = ?other, "slot rebalance error"),
         }
     }
 }
 
-impl CopyContext {
+impl SlotContext {
     fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        let wanted: Vec<PartitionKey> = tpl
+        let slots: Vec<u32> = tpl
             .elements()
             .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
+            .filter_map(|e| u32::try_from(e.partition()).ok())
             .collect();
-        match take_partitions(&self.setup, &wanted) {
+        match take_slots(&self.setup, &self.split, &slots) {
             Ok(taken) => {
-                for pc in &taken {
-                    let offset = if pc.progress.next_source >= 0 {
-                        Offset::Offset(pc.progress.next_source)
-                    } else {
-                        Offset::Beginning
-                    };
-                    if let Err(e) = tpl.set_partition_offset(&pc.source_topic, pc.partition, offset)
-                    {
-                        // The consumer then starts at the earliest offset; `wants` still skips
-                        // everything before the stored progress.
+                let mut copy = TopicPartitionList::new();
+                for pc in taken.iter().flat_map(|s| s.partitions.iter()) {
+                    if let Err(e) = copy.add_partition_offset(
+                        &pc.source_topic,
+                        pc.partition,
+                        start_offset(pc.progress.next_source),
+                    ) {
                         tracing::warn!(error = %e, topic = %pc.source_topic, partition = pc.partition, "cannot set the start offset");
                     }
                 }
-                let mut owned = self.owned.lock().expect("partition lock");
-                for pc in taken {
-                    owned.insert((pc.source_topic.clone(), pc.partition), pc);
+                let mut owned = self.owned.lock().expect("slot lock");
+                for slot in taken {
+                    owned.insert(slot);
                 }
-                let count = owned.len();
+                let (slot_count, partitions) = (owned.slots.len(), owned.partition_count());
                 drop(owned);
-                self.metrics.assigned_partitions.set(count as i64);
-                tracing::info!(partitions = count, "partitions assigned");
+                if let Err(e) = self.source.assign(&copy) {
+                    tracing::error!(error = %e, "assigning the source partitions failed");
+                    self.set_fatal(format!("assigning the source partitions: {e}"));
+                }
+                self.metrics.assigned_partitions.set(partitions as i64);
+                tracing::info!(
+                    slots = slots.len(),
+                    slots_with_partitions = slot_count,
+                    partitions,
+                    "slots assigned"
+                );
             }
             Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "cannot take over partitions");
+                tracing::error!(error = format!("{e:#}"), "cannot take over slots");
                 self.set_fatal(format!("{e:#}"));
             }
         }
         if let Err(e) = consumer.assign(tpl) {
-            tracing::error!(error = %e, "assign failed");
+            tracing::error!(error = %e, "assigning the slots failed");
+        }
+        // The slots topic holds no records: its partitions are only tokens of ownership.
+        if let Err(e) = consumer.pause(tpl) {
+            tracing::debug!(error = %e, "pausing the slots topic");
         }
     }
 
     fn revoke(&self, consumer: &BaseConsumer<Self>) {
-        let mut revoked: Vec<PartitionCopy> = self
-            .owned
-            .lock()
-            .expect("partition lock")
-            .drain()
-            .map(|(_, pc)| pc)
-            .collect();
-        // Finish open transactions before anyone else may own these partitions.
+        self.release();
+        if let Err(e) = consumer.unassign() {
+            tracing::error!(error = %e, "unassigning the slots failed");
+        }
+    }
+
+    /// Gives up every owned slot: open transactions are committed first, so nobody else can
+    /// own a slot while its transaction is open (a commit that fails leaves the transaction to
+    /// the next owner's fencing).
+    pub fn release(&self) {
+        let mut revoked = self.owned.lock().expect("slot lock").drain();
         let open: Vec<_> = revoked
             .iter_mut()
-            .filter(|pc| matches!(pc.progress.state, PartitionState::Open { .. }))
-            .map(|pc| (pc, None))
+            .filter(|s| s.open && !s.fenced)
+            .map(|s| (s, None))
             .collect();
-        let topics: Vec<String> = open.iter().map(|(pc, _)| pc.source_topic.clone()).collect();
-        for (topic, outcome) in topics.iter().zip(end_in_parallel(open, &self.setup)) {
-            record_outcome(&self.metrics, topic, &outcome);
+        let indexes: Vec<u32> = open.iter().map(|(s, _)| s.index).collect();
+        for (slot, outcome) in indexes.iter().zip(end_in_parallel(open, &self.setup)) {
+            record_outcome(&self.metrics, *slot, &outcome);
         }
         drop(revoked);
-        self.metrics.assigned_partitions.set(0);
-        tracing::info!("partitions revoked");
-        if let Err(e) = consumer.unassign() {
-            tracing::error!(error = %e, "unassign failed");
+        if let Err(e) = self.source.unassign() {
+            tracing::error!(error = %e, "unassigning the source partitions failed");
         }
+        self.metrics.assigned_partitions.set(0);
+        tracing::info!("slots revoked");
     }
 
     fn set_fatal(&self, message: String) {
@@ -120,16 +142,22 @@ impl CopyContext {
     }
 }
 
-/// Creates (and with exactly-once, initialises, fencing earlier owners) one producer per
-/// partition, in parallel, then reads where each partition's copy stands.
-fn take_partitions(setup: &Setup, wanted: &[PartitionKey]) -> Result<Vec<PartitionCopy>> {
+/// Creates (and with exactly-once, initialises, fencing earlier owners) one producer per slot
+/// holding partitions, in parallel, then reads where each partition's copy stands. Slots with
+/// no partition get no producer.
+fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCopy>> {
     let spec = &setup.spec;
+    let slots: Vec<u32> = slots
+        .iter()
+        .copied()
+        .filter(|s| !split.partitions(*s).is_empty())
+        .collect();
     let producers: Vec<Result<BaseProducer<DeliveryLog>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = wanted
+        let handles: Vec<_> = slots
             .iter()
-            .map(|(topic, p)| {
+            .map(|&slot| {
                 scope.spawn(move || -> Result<BaseProducer<DeliveryLog>> {
-                    let txn_id = spec.transactional_id(topic, *p);
+                    let txn_id = spec.slot_transactional_id(slot);
                     let producer: BaseProducer<DeliveryLog> = target_producer_config(
                         spec,
                         &setup.target,
@@ -154,6 +182,10 @@ fn take_partitions(setup: &Setup, wanted: &[PartitionKey]) -> Result<Vec<Partiti
             })
             .collect()
     });
+    let wanted: Vec<PartitionKey> = slots
+        .iter()
+        .flat_map(|s| split.partitions(*s).iter().cloned())
+        .collect();
     let target_keys: Vec<PartitionKey> = wanted
         .iter()
         .map(|(t, p)| (spec.target_topic(t), *p))
@@ -174,28 +206,41 @@ fn take_partitions(setup: &Setup, wanted: &[PartitionKey]) -> Result<Vec<Partiti
                 .context("reading the end offsets of newly taken partitions")?
         }
     };
-    let mut out = Vec::with_capacity(wanted.len());
-    for ((source_key, target_key), producer) in wanted.iter().zip(&target_keys).zip(producers) {
+    let mut out = Vec::with_capacity(slots.len());
+    for (slot, producer) in slots.iter().zip(producers) {
         let producer = producer?;
-        let stored = stored.get(target_key);
-        let next_source = stored.and_then(|p| p.next_source).unwrap_or(-1);
-        let goal = match spec.mode {
-            Mode::Continuous => None,
-            Mode::UntilCaughtUp => stored
-                .and_then(|p| p.meta.goal)
-                .or_else(|| goals.get(source_key).copied()),
-        };
-        let (source_topic, partition) = source_key;
-        tracing::debug!(topic = %source_topic, partition, next_source, ?goal, "taking partition");
-        out.push(PartitionCopy {
-            source_topic: source_topic.clone(),
-            target_topic: target_key.0.clone(),
-            partition: *partition,
+        let partitions = split
+            .partitions(*slot)
+            .iter()
+            .map(|source_key| {
+                let (source_topic, partition) = source_key;
+                let target_key = (spec.target_topic(source_topic), *partition);
+                let stored = stored.get(&target_key);
+                let next_source = stored.and_then(|p| p.next_source).unwrap_or(-1);
+                let goal = match spec.mode {
+                    Mode::Continuous => None,
+                    Mode::UntilCaughtUp => stored
+                        .and_then(|p| p.meta.goal)
+                        .or_else(|| goals.get(source_key).copied()),
+                };
+                tracing::debug!(slot, topic = %source_topic, partition, next_source, ?goal, "taking partition");
+                PartitionCopy {
+                    source_topic: source_topic.clone(),
+                    target_topic: target_key.0,
+                    partition: *partition,
+                    progress: PartitionProgress::taken(next_source, goal).with_counts(
+                        stored.map_or(0, |p| p.meta.records),
+                        stored.map_or(0, |p| p.meta.bytes),
+                    ),
+                }
+            })
+            .collect();
+        out.push(SlotCopy {
+            index: *slot,
             producer,
-            progress: PartitionProgress::taken(next_source, goal).with_counts(
-                stored.map_or(0, |p| p.meta.records),
-                stored.map_or(0, |p| p.meta.bytes),
-            ),
+            partitions,
+            open: false,
+            fenced: false,
         });
     }
     Ok(out)

@@ -1,9 +1,8 @@
-//! Ending a partition's transaction on the target: records, the offset-mapping record and the
-//! progress commit together (exactly-once), or records, then mapping, then progress
-//! (at-least-once); and aborting it.
+//! Ending a slot's transaction on the target: the records, the offset-mapping records and the
+//! progress of all the slot's partitions commit together (exactly-once), or records, then
+//! mappings, then progress (at-least-once); and aborting it.
 
 use std::sync::Mutex;
-use std::time::Instant;
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -12,35 +11,44 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
 
 use super::decision::AbortReason;
-use super::partition::{PartitionCopy, PartitionState};
+use super::partition::PartitionState;
+use super::slot::{Rewind, SlotCopy};
 use super::{CALL_TIMEOUT, Setup};
 use crate::mapping::{MappingRecord, runs_from_pairs};
 use crate::metrics::Metrics;
 use crate::progress::{self, ProgressMeta};
 use ferry_kafka::transactions::send_offsets_to_transaction;
 
-/// Delivery reports of one partition's producer: (source offset, target offset) pairs.
+/// What a record sent by a slot's producer is: a copied record (its partition's position in
+/// the slot and its source offset), or the run's own bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    Copied { partition: u32, source: i64 },
+    Bookkeeping,
+}
+
+/// Delivery reports of one slot's producer: (partition in the slot, source offset, target
+/// offset) of each copied record.
 #[derive(Default)]
 pub(crate) struct DeliveryLog {
-    delivered: Mutex<Vec<(i64, i64)>>,
+    delivered: Mutex<Vec<(u32, i64, i64)>>,
     failure: Mutex<Option<String>>,
 }
 
 impl ClientContext for DeliveryLog {}
 
 impl ProducerContext for DeliveryLog {
-    /// The source offset of the record, or -1 for the run's own bookkeeping records.
-    type DeliveryOpaque = Box<i64>;
+    type DeliveryOpaque = Box<Sent>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, source_offset: Box<i64>) {
-        match result {
-            Ok(m) if *source_offset >= 0 => {
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        match (result, *sent) {
+            (Ok(m), Sent::Copied { partition, source }) => {
                 if let Ok(mut d) = self.delivered.lock() {
-                    d.push((*source_offset, m.offset()));
+                    d.push((partition, source, m.offset()));
                 }
             }
-            Ok(_) => {}
-            Err((e, _)) => {
+            (Ok(_), Sent::Bookkeeping) => {}
+            (Err((e, _)), _) => {
                 if let Ok(mut f) = self.failure.lock() {
                     f.get_or_insert_with(|| e.to_string());
                 }
@@ -50,7 +58,7 @@ impl ProducerContext for DeliveryLog {
 }
 
 impl DeliveryLog {
-    fn take(&self) -> (Vec<(i64, i64)>, Option<String>) {
+    fn take(&self) -> (Vec<(u32, i64, i64)>, Option<String>) {
         let pairs = std::mem::take(&mut *self.delivered.lock().expect("delivery log lock"));
         let failure = self.failure.lock().expect("delivery log lock").take();
         (pairs, failure)
@@ -64,141 +72,172 @@ impl DeliveryLog {
 
 #[derive(Debug)]
 pub(crate) enum CommitOutcome {
-    /// The transaction's records and bytes now count as copied.
-    Committed {
-        records: u64,
-        bytes: u64,
-    },
-    /// Rewound to the last committed offset; the records will be copied again.
-    Aborted(String),
+    /// The transaction's records and bytes (per source topic) now count as copied.
+    Committed(Vec<(String, u64, u64)>),
+    /// The partitions that had records in it are rewound to their last commit; the records
+    /// will be copied again.
+    Aborted(String, Vec<Rewind>),
     Fenced(String),
 }
 
-/// Commits (`abort` is `None`) or aborts the partition's transaction.
-pub(crate) fn end(
-    pc: &mut PartitionCopy,
-    abort: Option<AbortReason>,
-    setup: &Setup,
-) -> CommitOutcome {
+/// Commits (`abort` is `None`) or aborts the slot's transaction.
+pub(crate) fn end(slot: &mut SlotCopy, abort: Option<AbortReason>, setup: &Setup) -> CommitOutcome {
     match abort {
-        None => commit(pc, setup),
-        Some(reason) => fail(pc, setup, reason.to_string(), false),
+        None => commit(slot, setup),
+        Some(reason) => fail(slot, setup, reason.to_string(), false),
     }
 }
 
-/// Ends several partitions' transactions at once: each is a broker round trip of its own.
+/// Ends several slots' transactions at once: each is a broker round trip of its own.
 pub(crate) fn end_in_parallel(
-    work: Vec<(&mut PartitionCopy, Option<AbortReason>)>,
+    work: Vec<(&mut SlotCopy, Option<AbortReason>)>,
     setup: &Setup,
 ) -> Vec<CommitOutcome> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = work
             .into_iter()
-            .map(|(pc, abort)| scope.spawn(move || end(pc, abort, setup)))
+            .map(|(slot, abort)| scope.spawn(move || end(slot, abort, setup)))
             .collect();
         handles
             .into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| CommitOutcome::Aborted("the commit thread panicked".into()))
+                h.join().unwrap_or_else(|_| {
+                    CommitOutcome::Aborted("the commit thread panicked".into(), Vec::new())
+                })
             })
             .collect()
     })
 }
 
-/// Ends the partition's current transaction: records, mapping and progress together.
-fn commit(pc: &mut PartitionCopy, setup: &Setup) -> CommitOutcome {
+/// Ends the slot's current transaction: every partition's records, mapping and progress
+/// together.
+fn commit(slot: &mut SlotCopy, setup: &Setup) -> CommitOutcome {
     let spec = &setup.spec;
-    if setup.exactly_once && !matches!(pc.progress.state, PartitionState::Open { .. }) {
+    if setup.exactly_once && !slot.open {
         // Progress alone (gaps skipped up to the goal) still goes through a transaction.
-        if let Err(e) = pc.producer.begin_transaction() {
-            return fail(pc, setup, e.to_string(), is_fenced(&e));
+        if let Err(e) = slot.producer.begin_transaction() {
+            return fail(slot, setup, e.to_string(), is_fenced(&e));
         }
-        pc.progress.open(Instant::now());
+        slot.open = true;
     }
-    if let Err(e) = pc.producer.flush(CALL_TIMEOUT) {
-        return fail(pc, setup, format!("flushing records: {e}"), is_fenced(&e));
+    if let Err(e) = slot.producer.flush(CALL_TIMEOUT) {
+        return fail(slot, setup, format!("flushing records: {e}"), is_fenced(&e));
     }
-    let (mut pairs, failure) = pc.producer.context().take();
+    let (mut delivered, failure) = slot.producer.context().take();
     if let Some(f) = failure {
-        return fail(pc, setup, format!("a record was not delivered: {f}"), false);
+        return fail(
+            slot,
+            setup,
+            format!("a record was not delivered: {f}"),
+            false,
+        );
     }
-    pairs.sort_unstable();
-    let runs = runs_from_pairs(&pairs);
-    if !runs.is_empty() {
-        let record = MappingRecord {
+    delivered.sort_unstable();
+    let mut mappings = Vec::new();
+    for group in delivered.chunk_by(|a, b| a.0 == b.0) {
+        let Some(pc) = slot.partitions.get(group[0].0 as usize) else {
+            continue;
+        };
+        let pairs: Vec<(i64, i64)> = group.iter().map(|&(_, s, t)| (s, t)).collect();
+        mappings.push(MappingRecord {
             source_topic: pc.source_topic.clone(),
             target_topic: pc.target_topic.clone(),
             partition: pc.partition,
-            runs,
-        };
+            runs: runs_from_pairs(&pairs),
+        });
+    }
+    let topic = spec.offsets_topic();
+    for record in &mappings {
         let key = record.key();
-        let value = match serde_json::to_vec(&record) {
+        let value = match serde_json::to_vec(record) {
             Ok(v) => v,
             Err(e) => {
                 return fail(
-                    pc,
+                    slot,
                     setup,
                     format!("encoding the offset mapping: {e}"),
                     false,
                 );
             }
         };
-        let topic = spec.offsets_topic();
-        let rec = BaseRecord::with_opaque_to(&topic, Box::new(-1i64))
+        let rec = BaseRecord::with_opaque_to(&topic, Box::new(Sent::Bookkeeping))
             .partition(0)
             .key(&key)
             .payload(&value);
-        if let Err((e, _)) = pc.producer.send(rec) {
+        if let Err((e, _)) = slot.producer.send(rec) {
             return fail(
-                pc,
+                slot,
                 setup,
                 format!("writing the offset mapping: {e}"),
                 is_fenced(&e),
             );
         }
     }
-    let next = pc.progress.next_source.max(0);
-    let (records, bytes) = pc.progress.open_counts();
-    let meta = ProgressMeta {
-        source_topic: pc.source_topic.clone(),
-        goal: pc.progress.goal,
-        records: pc.progress.committed_records + records,
-        bytes: pc.progress.committed_bytes + bytes,
-    };
-    let offsets =
-        match progress::offsets_list(&[((pc.target_topic.clone(), pc.partition), next, meta)]) {
-            Ok(o) => o,
-            Err(e) => return fail(pc, setup, format!("{e:#}"), false),
-        };
-    if setup.exactly_once {
-        if let Err(e) = send_offsets_to_transaction(
-            &pc.producer,
-            &offsets,
-            &spec.progress_group(),
-            CALL_TIMEOUT,
-        ) {
-            return fail(pc, setup, e.to_string(), e.fatal);
+    let mut entries = Vec::new();
+    let mut counted: Vec<(String, u64, u64)> = Vec::new();
+    for pc in slot.partitions.iter().filter(|pc| pc.progress.in_commit()) {
+        let (records, bytes) = pc.progress.open_counts();
+        entries.push((
+            (pc.target_topic.clone(), pc.partition),
+            pc.progress.next_source.max(0),
+            ProgressMeta {
+                source_topic: pc.source_topic.clone(),
+                goal: pc.progress.goal,
+                records: pc.progress.committed_records + records,
+                bytes: pc.progress.committed_bytes + bytes,
+            },
+        ));
+        if records > 0 {
+            match counted.iter_mut().find(|(t, _, _)| *t == pc.source_topic) {
+                Some((_, r, b)) => {
+                    *r += records;
+                    *b += bytes;
+                }
+                None => counted.push((pc.source_topic.clone(), records, bytes)),
+            }
         }
-        if let Err(e) = pc.producer.commit_transaction(CALL_TIMEOUT) {
-            return fail(pc, setup, format!("committing: {e}"), is_fenced(&e));
+    }
+    let offsets = match progress::offsets_list(&entries) {
+        Ok(o) => o,
+        Err(e) => return fail(slot, setup, format!("{e:#}"), false),
+    };
+    if setup.exactly_once {
+        if !entries.is_empty()
+            && let Err(e) = send_offsets_to_transaction(
+                &slot.producer,
+                &offsets,
+                &spec.progress_group(),
+                CALL_TIMEOUT,
+            )
+        {
+            return fail(slot, setup, e.to_string(), e.fatal);
+        }
+        if let Err(e) = slot.producer.commit_transaction(CALL_TIMEOUT) {
+            return fail(slot, setup, format!("committing: {e}"), is_fenced(&e));
         }
     } else {
         // At-least-once: records first, then progress. A crash in between copies them again.
-        if let Err(e) = pc.producer.flush(CALL_TIMEOUT) {
+        if let Err(e) = slot.producer.flush(CALL_TIMEOUT) {
             return fail(
-                pc,
+                slot,
                 setup,
                 format!("flushing the offset mapping: {e}"),
                 false,
             );
         }
-        if let Err(e) = setup.progress_client.commit(&offsets, CommitMode::Sync) {
-            return fail(pc, setup, format!("committing progress: {e}"), false);
+        if !entries.is_empty()
+            && let Err(e) = setup.progress_client.commit(&offsets, CommitMode::Sync)
+        {
+            return fail(slot, setup, format!("committing progress: {e}"), false);
         }
     }
-    pc.progress.committed();
-    CommitOutcome::Committed { records, bytes }
+    slot.open = false;
+    for pc in slot.partitions.iter_mut() {
+        if pc.progress.in_commit() {
+            pc.progress.committed();
+        }
+    }
+    CommitOutcome::Committed(counted)
 }
 
 pub(crate) fn is_fenced(e: &KafkaError) -> bool {
@@ -212,43 +251,56 @@ pub(crate) fn is_fenced(e: &KafkaError) -> bool {
     ) || matches!(e, KafkaError::Transaction(t) if t.is_fatal())
 }
 
-/// Gives up the partition's open work: fenced, it is left to its new owner; otherwise the
-/// transaction is aborted and the copy rewinds to the last commit.
+/// Gives up the slot's open work: fenced, it is left to its new owner; otherwise the
+/// transaction is aborted and its partitions rewind to their last commit.
 pub(crate) fn fail(
-    pc: &mut PartitionCopy,
+    slot: &mut SlotCopy,
     setup: &Setup,
     reason: String,
     fenced: bool,
 ) -> CommitOutcome {
     if fenced {
-        pc.progress.fenced();
+        slot.fenced = true;
+        slot.open = false;
+        for pc in &mut slot.partitions {
+            pc.progress.fenced();
+        }
         return CommitOutcome::Fenced(reason);
     }
     if setup.exactly_once
-        && matches!(pc.progress.state, PartitionState::Open { .. })
-        && let Err(e) = pc.producer.abort_transaction(CALL_TIMEOUT)
+        && slot.open
+        && let Err(e) = slot.producer.abort_transaction(CALL_TIMEOUT)
     {
         // Whatever the abort left open is aborted by the next owner's fencing at the latest.
-        tracing::debug!(error = %e, topic = %pc.source_topic, partition = pc.partition, "abort failed");
+        tracing::debug!(error = %e, slot = slot.index, "abort failed");
     }
-    pc.producer.context().take();
-    pc.progress.aborted();
-    CommitOutcome::Aborted(reason)
+    slot.open = false;
+    slot.producer.context().take();
+    let mut rewinds = Vec::new();
+    for pc in &mut slot.partitions {
+        if matches!(pc.progress.state, PartitionState::Open { .. }) {
+            pc.progress.aborted();
+            rewinds.push(Rewind::of(pc));
+        }
+    }
+    CommitOutcome::Aborted(reason, rewinds)
 }
 
 /// Counts the outcome; records count as copied only once their transaction committed.
-pub(crate) fn record_outcome(metrics: &Metrics, topic: &str, outcome: &CommitOutcome) {
+pub(crate) fn record_outcome(metrics: &Metrics, slot: u32, outcome: &CommitOutcome) {
     match outcome {
-        CommitOutcome::Committed { records, bytes } => {
+        CommitOutcome::Committed(counted) => {
             metrics.transactions_committed.inc();
-            metrics.record_committed(topic, *records, *bytes);
+            for (topic, records, bytes) in counted {
+                metrics.record_committed(topic, *records, *bytes);
+            }
         }
-        CommitOutcome::Aborted(reason) => {
-            tracing::warn!(%reason, "transaction aborted; the partition rewinds to its last commit");
+        CommitOutcome::Aborted(reason, _) => {
+            tracing::warn!(%reason, slot, "transaction aborted; the slot's partitions rewind to their last commit");
             metrics.transactions_aborted.inc();
         }
         CommitOutcome::Fenced(reason) => {
-            tracing::warn!(%reason, "another worker owns this partition now");
+            tracing::warn!(%reason, slot, "another worker owns this slot now");
             metrics.transactions_aborted.inc();
         }
     };
