@@ -419,6 +419,8 @@ fn import_from_run_dir(
         in_sync_lag: Tf::Known(spec.in_sync_lag),
         verify: Tf::Known(true),
         workers: Tf::Known(1),
+        slots: Tf::Known(i64::from(spec.tuning.slots)),
+        target_may_hold_records: Tf::Known(spec.target_may_hold_records),
         http_listen: if spec.http_listen == ferry_mirror_api::spec::default_http_listen() {
             Tf::Null
         } else {
@@ -866,6 +868,8 @@ mod tests {
             mode: "continuous".into(),
             exactly_once: Tf::Known(false),
             in_sync_lag: Tf::Known(0),
+            slots: Tf::Known(8),
+            target_may_hold_records: Tf::Known(true),
             ..MirrorModel::default()
         };
         let run_dir = dir.join("r1");
