@@ -287,3 +287,23 @@ def test_kubernetes_launcher_until_caught_up_runs_a_job_and_verifies(cli, k8s, i
     finally:
         if not destroyed:
             cli.destroy(timeout=400, expect=None)
+
+
+def test_kubernetes_launcher_bad_input_is_reported_at_the_attribute(cli):
+    """Validation happens at plan time, before any object exists, and names the attribute."""
+    main = config("k8s-bad", "t", "Bad_Namespace", workers=1, sasl=False)
+    main = main.replace('cpu_request    = "50m"', 'cpu_request    = "fifty"')
+    main = main.replace('image_pull_policy = "Never"', 'image_pull_policy = "Sometimes"')
+    main = main.replace("  launcher {\n", "  launcher {\n    local {}\n", 1)
+    cli.write("main.tf", main)
+    cli.init()
+    plan = cli.plan()
+    assert plan.returncode == 1, plan.output
+    for summary, attribute in [
+        ("Invalid Kubernetes name", 'namespace = "Bad_Namespace"'),
+        ("Invalid resource quantity", 'cpu_request = "fifty"'),
+        ("Invalid image_pull_policy", 'image_pull_policy = "Sometimes"'),
+        ("Conflicting launchers", "kubernetes {"),
+    ]:
+        assert summary in plan.flat, plan.output
+        assert attribute in plan.flat, f"{attribute!r} not pointed at:\n{plan.output}"
