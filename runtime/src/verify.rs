@@ -454,6 +454,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_record_answers_every_lookup_up_to_it_and_the_end_answers_the_rest() {
+        let mut out = HashMap::new();
+        let mut c = Cursor {
+            topic: "t".into(),
+            partition: 2,
+            pending: vec![3, 5, 9, 40],
+            silent_rounds: 0,
+        };
+        // Offsets 3..5 were compacted away or markers: the record at 7 is the first at or after both.
+        c.record(7, 77, &mut out);
+        assert_eq!(c.pending, vec![9, 40]);
+        assert_eq!(out[&("t".to_string(), 2, 3)], Some((7, 77)));
+        assert_eq!(out[&("t".to_string(), 2, 5)], Some((7, 77)));
+        c.record(9, 99, &mut out);
+        assert_eq!(out[&("t".to_string(), 2, 9)], Some((9, 99)));
+        c.end(&mut out);
+        assert!(c.pending.is_empty());
+        assert_eq!(out[&("t".to_string(), 2, 40)], None);
+        assert_eq!(out.len(), 4);
+    }
+
+    #[test]
     fn comparison_names_what_is_wrong() {
         let map = |s: i64| Some(s + 10);
         assert_eq!(compare(None, None, 5, map), VerifyOutcome::Ok);
