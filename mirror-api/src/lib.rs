@@ -4,6 +4,7 @@
 //! names, and the run-id derivation. Data and pure rules only: no Kafka client, no async
 //! runtime, so a provider and workers from neighbouring releases agree by construction.
 
+pub mod acls;
 pub mod groups;
 pub mod hash;
 pub mod spec;

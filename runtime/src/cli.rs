@@ -21,7 +21,7 @@ use crate::end_offsets::end_offsets;
 use crate::metrics::Metrics;
 use crate::progress::PartitionKey;
 use crate::topics::{self, TopicPair};
-use crate::{clients, connect, groups, progress, status, verify};
+use crate::{acls, clients, connect, groups, progress, status, verify};
 
 const HELP: &str = "\
 ferry-mirror — copies Kafka topics to another cluster exactly once and translates consumer groups
@@ -51,6 +51,12 @@ USAGE:
   ferry-mirror end-offsets --spec FILE [--json]
       Print the current end offset of every selected source partition (one batched request per
       broker). --json: a list of {source_topic, partition, end_offset}.
+  ferry-mirror copy-acls --spec FILE [--principal-map JSON] [--json]
+      Create on the target the source's TOPIC and GROUP ACL bindings that concern the run's
+      topics and selected groups, as they are (ALL stays ALL), principals mapped through the
+      JSON object (e.g. '{\"User:old\": \"User:new\"}'). Prefixed and wildcard bindings that also
+      cover topics or groups the run does not copy are skipped and reported. Exits 1 if the
+      target refused a binding. --json: a list of {source, target, outcome, reason}.
 
 Secrets are never passed on the command line: the spec names a password file or environment
 variable. Every broker request is bounded by the cluster's timeout_seconds (default 30) or a
@@ -72,6 +78,7 @@ enum Command {
     Translate,
     WithdrawReport,
     EndOffsets,
+    CopyAcls,
 }
 
 impl Command {
@@ -83,6 +90,7 @@ impl Command {
             "translate" => Command::Translate,
             "withdraw-report" => Command::WithdrawReport,
             "end-offsets" => Command::EndOffsets,
+            "copy-acls" => Command::CopyAcls,
             _ => return None,
         })
     }
@@ -98,6 +106,7 @@ struct Args {
     spec: PathBuf,
     json: bool,
     worker_id: Option<String>,
+    principal_map: ferry_mirror_api::acls::PrincipalMap,
 }
 
 /// `Err("")` asks for the help text.
@@ -109,12 +118,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     }
     let command = Command::parse(&name).ok_or_else(|| format!("unknown command {name:?}"))?;
     let (mut spec, mut json, mut worker_id) = (None, false, None);
+    let mut principal_map = Default::default();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--spec" => spec = Some(PathBuf::from(it.next().ok_or("--spec needs a file")?)),
             "--json" if command.takes_json() => json = true,
             "--worker-id" if command == Command::Run => {
                 worker_id = Some(it.next().ok_or("--worker-id needs a value")?);
+            }
+            "--principal-map" if command == Command::CopyAcls => {
+                let text = it.next().ok_or("--principal-map needs a JSON object")?;
+                principal_map = ferry_mirror_api::acls::parse_principal_map(&text)?;
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?} for {name}")),
@@ -125,6 +139,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         spec: spec.ok_or("--spec FILE is required")?,
         json,
         worker_id,
+        principal_map,
     })
 }
 
@@ -171,6 +186,9 @@ pub(crate) fn main() -> ExitCode {
             Command::Translate => translate(spec, source, target, args.json).await,
             Command::WithdrawReport => withdraw_report(spec, target).await,
             Command::EndOffsets => show_end_offsets(spec, source, args.json).await,
+            Command::CopyAcls => {
+                copy_acls(spec, source, target, args.principal_map, args.json).await
+            }
         }
     });
     match result {
@@ -485,6 +503,32 @@ async fn translate(
     })
 }
 
+async fn copy_acls(
+    spec: Spec,
+    source: ConnectionConfig,
+    target: ConnectionConfig,
+    map: ferry_mirror_api::acls::PrincipalMap,
+    json: bool,
+) -> Result<ExitCode> {
+    let rows = acls::copy_acls(&spec, &source, &target, &map, READ_TIMEOUT).await?;
+    if json {
+        print_json(&rows)?;
+    } else {
+        for r in &rows {
+            println!("{}: {}", r.outcome, r.line());
+        }
+        println!("{} ACL binding(s) considered", rows.len());
+    }
+    let refused = rows
+        .iter()
+        .any(|r| r.outcome == ferry_mirror_api::acls::AclOutcome::Refused);
+    Ok(if refused {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 async fn withdraw_report(spec: Spec, target: ConnectionConfig) -> Result<ExitCode> {
     let topic = spec.status_topic();
     // Writing to a missing topic could auto-create it without compaction: a run that never
@@ -603,6 +647,19 @@ mod tests {
         }
         let a = parse(&["withdraw-report", "--spec", "s.json"]).unwrap();
         assert_eq!(a.command, Command::WithdrawReport);
+        let a = parse(&[
+            "copy-acls",
+            "--spec",
+            "s.json",
+            "--principal-map",
+            r#"{"User:CN=a,O=x": "User:b"}"#,
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!((a.command, a.json), (Command::CopyAcls, true));
+        assert_eq!(a.principal_map["User:CN=a,O=x"], "User:b");
+        assert!(parse(&["copy-acls", "--spec", "s", "--principal-map", "a=b"]).is_err());
+        assert!(parse(&["verify", "--spec", "s", "--principal-map", "{}"]).is_err());
     }
 
     #[test]
@@ -632,6 +689,7 @@ mod tests {
             "translate",
             "withdraw-report",
             "end-offsets",
+            "copy-acls",
         ] {
             assert!(HELP.contains(&format!("ferry-mirror {name}")), "{name}");
             assert!(Command::parse(name).is_some());

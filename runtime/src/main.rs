@@ -4,6 +4,7 @@
 //! A binary only: the provider and the runtime share `ferry-mirror-api` and the commands'
 //! JSON output, never code. `cli` lists the commands.
 
+mod acls;
 mod cli;
 mod clients;
 mod connect;

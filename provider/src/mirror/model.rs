@@ -42,6 +42,10 @@ pub struct MirrorModel {
     pub verification: Tf<Vec<VerificationRow>>,
     pub started_at: Tf<String>,
     pub completed_at: Tf<String>,
+    pub copy_acls: Tf<bool>,
+    pub acl_principal_map: Tf<BTreeMap<String, String>>,
+    pub acls_copied: Tf<Vec<String>>,
+    pub acls_refused: Tf<Vec<String>>,
     pub source: Tf<ConnectionModel>,
     pub target: Tf<ConnectionModel>,
     pub launcher: Tf<LauncherModel>,
@@ -133,6 +137,31 @@ fn verification_type() -> Type {
         ("target_offset", Type::Number),
         ("result", Type::String),
     ]))
+}
+
+/// Keys and values of acl_principal_map are principals, `Type:name`.
+fn principal_map_validator() -> Validator {
+    Validator::custom(
+        "Invalid principal",
+        "Keys and values are principals written as Kafka does, `Type:name`.",
+        |value, path, diags| {
+            if let Value::Map(m) = value {
+                for (k, v) in m {
+                    let bad = [Some(k.as_str()), v.as_str()]
+                        .into_iter()
+                        .flatten()
+                        .find(|p| !ferry_mirror_api::acls::principal_is_valid(p));
+                    if let Some(p) = bad {
+                        diags.attribute_error(
+                            path.clone().key(k),
+                            "Invalid principal",
+                            format!("{p:?} is not a principal; write it as Kafka does, e.g. \"User:alice\""),
+                        );
+                    }
+                }
+            }
+        },
+    )
 }
 
 fn status(name: &str, ty: Type, what: &str) -> Attribute {
@@ -271,6 +300,33 @@ pub fn schema() -> Schema {
                 .use_state_for_unknown(),
         )
         .attribute(status("completed_at", Type::String, "RFC 3339 time the run completed."))
+        .attribute(
+            Attribute::optional("copy_acls", Type::Bool).describe(
+                "Copy the source's TOPIC and GROUP ACL bindings for the copied topics and the \
+                 translated groups to the target on every apply, as they are (ALL stays ALL, DENY \
+                 stays DENY), through `ferry-mirror copy-acls` where the workers run. Unset: off. \
+                 Destroy leaves copied bindings in place.",
+            ),
+        )
+        .attribute(
+            Attribute::optional("acl_principal_map", Type::map(Type::String))
+                .describe(
+                    "With copy_acls: source principal to target principal, e.g. \
+                     { \"User:old\" = \"User:new\" }. Principals not in the map are copied unchanged.",
+                )
+                .validate(principal_map_validator()),
+        )
+        .attribute(
+            Attribute::computed("acls_copied", Type::list(Type::String))
+                .describe("With copy_acls: the bindings the target holds, as written there, one line each."),
+        )
+        .attribute(
+            Attribute::computed("acls_refused", Type::list(Type::String)).describe(
+                "With copy_acls: the bindings not copied, each with the target broker's reason \
+                 (refused) or ferry's (not copied, e.g. a prefix that also covers topics the \
+                 mirror does not copy).",
+            ),
+        )
         .block(cluster("source", "The cluster to copy from."))
         .block(cluster("target", "The cluster to copy to (e.g. the new MSK cluster)."))
         .block(NestedBlock::single(
@@ -710,5 +766,39 @@ mod tests {
         let slots = schema();
         let slots = slots.block.find_attribute("slots").unwrap();
         assert_eq!(slots.default, Some(Value::int(64)));
+    }
+    #[test]
+    fn the_principal_map_takes_principals_only() {
+        let s = schema();
+        let a = s.block.find_attribute("acl_principal_map").unwrap();
+        let check = |m: &[(&str, &str)]| {
+            let v = Value::Map(
+                m.iter()
+                    .map(|(k, v)| (k.to_string(), Value::string(*v)))
+                    .collect(),
+            );
+            let mut d = Diagnostics::default();
+            for val in &a.validators {
+                val.run(
+                    &v,
+                    &tfplugin::AttributePath::root("acl_principal_map"),
+                    &mut d,
+                );
+            }
+            d.has_errors()
+        };
+        assert!(!check(&[
+            ("User:old", "User:new"),
+            ("User:CN=a,O=b", "User:c")
+        ]));
+        assert!(check(&[("old", "User:new")]));
+        assert!(check(&[("User:old", "User:")]));
+        assert!(
+            s.block
+                .find_attribute("copy_acls")
+                .unwrap()
+                .default
+                .is_none()
+        );
     }
 }

@@ -61,6 +61,19 @@ impl Resource<FerryData> for MirrorResource {
             );
         }
         validate_launcher(config, diags);
+        if config
+            .acl_principal_map
+            .known()
+            .is_some_and(|m| !m.is_empty())
+            && !config.copy_acls.is_unknown()
+            && !config.copy_acls.or(false)
+        {
+            diags.attribute_error(
+                AttributePath::root("acl_principal_map"),
+                "acl_principal_map without copy_acls",
+                "The map only applies to copied ACLs: set copy_acls = true, or remove the map.",
+            );
+        }
         for (side, block) in [("source", &config.source), ("target", &config.target)] {
             let resolved = connection::parse(
                 block,
@@ -113,6 +126,10 @@ impl Resource<FerryData> for MirrorResource {
         state.run_id = Tf::Known(run.spec().run_id.clone());
         state.id = state.run_id.clone();
         state.started_at = Tf::Known(poll::rfc3339(time::OffsetDateTime::now_utc()));
+        run.copy_acls_into(&mut state, diags).await;
+        if diags.has_errors() {
+            return None;
+        }
         let within = Timeouts::get(&state.timeouts, Operation::Create, DEFAULT_TIMEOUT);
         run.start_and_wait(&ctx.with_timeout(within), &mut state, diags)
             .await;
@@ -198,6 +215,10 @@ impl Resource<FerryData> for MirrorResource {
         }
         let mut state = planned;
         state.started_at = prior.started_at.clone();
+        run.copy_acls_into(&mut state, diags).await;
+        if diags.has_errors() {
+            return prior;
+        }
         let within = Timeouts::get(&state.timeouts, Operation::Update, DEFAULT_TIMEOUT);
         run.start_and_wait(&ctx.with_timeout(within), &mut state, diags)
             .await;
@@ -707,6 +728,64 @@ impl Run {
                 AttributePath::root("verify"),
                 "Verification found mismatches",
                 bad.join("\n"),
+            );
+        }
+    }
+
+    /// With copy_acls, runs `ferry-mirror copy-acls` where the workers run (before they start,
+    /// so the target's ACLs are in place by cutover) and records what it did; the target's
+    /// refusals are warnings, the rows stay in state. Without it, both lists are empty.
+    async fn copy_acls_into(&self, state: &mut MirrorModel, diags: &mut Diagnostics) {
+        state.acls_copied = Tf::Known(Vec::new());
+        state.acls_refused = Tf::Known(Vec::new());
+        if !state.copy_acls.or(false) {
+            return;
+        }
+        let map = state.acl_principal_map.known().cloned().unwrap_or_default();
+        let map = serde_json::to_string(&map).expect("a map of strings serialises");
+        let args = ["copy-acls", "--json", "--principal-map", map.as_str()];
+        let rows: Vec<ferry_mirror_api::acls::AclCopyRow> = match self.command(&args).await {
+            Ok(None) => {
+                return diags.attribute_warning(
+                    AttributePath::root("acls_copied"),
+                    "ACLs copied; the list could not be read back",
+                    "ferry-mirror copy-acls exited 0 (nothing refused), but the cluster does \
+                     not serve the pod's output, so the bindings are not listed in the state.",
+                );
+            }
+            Ok(Some(text)) => match serde_json::from_str(&text) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    return diags.attribute_error(
+                        AttributePath::root("copy_acls"),
+                        "ACLs could not be copied",
+                        format!("unexpected output of ferry-mirror copy-acls: {e}"),
+                    );
+                }
+            },
+            Err(e) => {
+                return diags.attribute_error(
+                    AttributePath::root("copy_acls"),
+                    "ACLs could not be copied",
+                    e,
+                );
+            }
+        };
+        use ferry_mirror_api::acls::AclOutcome;
+        let lines = |keep: &dyn Fn(AclOutcome) -> bool| -> Vec<String> {
+            rows.iter()
+                .filter(|r| keep(r.outcome))
+                .map(|r| r.line())
+                .collect()
+        };
+        state.acls_copied = Tf::Known(lines(&|o| o == AclOutcome::Copied));
+        state.acls_refused = Tf::Known(lines(&|o| o != AclOutcome::Copied));
+        let refused = lines(&|o| o == AclOutcome::Refused);
+        if !refused.is_empty() {
+            diags.attribute_warning(
+                AttributePath::root("acls_refused"),
+                "The target refused some ACL bindings",
+                refused.join("\n"),
             );
         }
     }
