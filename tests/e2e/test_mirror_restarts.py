@@ -11,6 +11,7 @@ generous and only catch a hang (a busy machine is slow, not wrong); nothing asse
 """
 
 import base64
+import concurrent.futures
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from conftest import PEERS, REPO, peer
@@ -39,7 +41,7 @@ from mirror_util import (
 
 # How long one wait may take before the test calls it a hang.
 HANG = 300
-BATCH = 40_000
+BATCH = 80_000
 PARTITIONS = 3
 
 
@@ -167,14 +169,40 @@ def copied_once(spec, condition):
     return n if n is not None and condition(n) else None
 
 
-def wait_for(what, predicate, worker, log):
+class Written:
+    """The target topic's end offsets, summed: records the copy has written, committed or not
+    yet (read every few milliseconds, so a restart can land while a batch is being copied)."""
+
+    def __init__(self, bootstrap, topic):
+        self.topic = topic
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{topic}", "log_level": 0})
+
+    def __call__(self):
+        try:
+            return sum(
+                self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=2, cached=False)[1]
+                for p in range(PARTITIONS)
+            )
+        except Exception:
+            return None
+
+    def above(self, threshold):
+        """The sum once it is above `threshold` (else None)."""
+        n = self()
+        return n if n is not None and n > threshold else None
+
+    def close(self):
+        self.consumer.close()
+
+
+def wait_for(what, predicate, worker, log, poll=0.3):
     deadline = time.monotonic() + HANG
     while time.monotonic() < deadline:
         assert worker.poll() is None, f"the worker exited while {what}:\n{log.read_text()[-4000:]}"
         value = predicate()
         if value is not None:
             return value
-        time.sleep(0.3)
+        time.sleep(poll)
     raise AssertionError(f"no progress within {HANG}s while {what}:\n{log.read_text()[-4000:]}")
 
 
@@ -182,35 +210,57 @@ def restart_during_copy(side, source, target, broker, tmp_path):
     topic = unique(f"restart-{side}")
     create_topic(source, topic, PARTITIONS)
     total = produce(source, topic, batch("b0"))
+    # Created here (empty, so the run takes it on) so that the probe below sees the first records.
+    create_topic(target, topic, PARTITIONS)
     spec = write_spec(tmp_path / "spec.json", unique("run"), source, target, topics={"names": [topic]}, mode="continuous")
+    written = Written(target, topic)
+    deadline = time.monotonic() + HANG
+    while written() != 0:  # connected and looking at the (empty) target topic before the copy starts
+        assert time.monotonic() < deadline, f"cannot read the end offsets of {topic} on {target}"
+        time.sleep(0.2)
     worker = start_worker(spec, "w1", tmp_path)
     log = tmp_path / "w1.log"
     try:
-        for point, reached in (("early", lambda n, t: n > 0), ("mid", lambda n, t: n >= t // 2)):
+        for point in ("early", "mid"):
+            producing = None
+            if point == "early":
+                # As soon as the first records reach the target.
+                threshold = 0
+            else:
+                # Halfway through a batch that is being produced and copied at the same time.
+                producing = concurrent.futures.ThreadPoolExecutor(1).submit(produce, source, topic, batch("b-mid"))
+                threshold = total + BATCH // 2
             at_stop = wait_for(
-                f"waiting for the {point} point", lambda: copied_once(spec, lambda n: reached(n, total)), worker, log
+                f"waiting for the {point} point", lambda: written.above(threshold), worker, log, poll=0.02
             )
             stopped = time.monotonic()
             broker.stop()
             time.sleep(2)
             broker.start()
             back = time.monotonic()
-            # New records as well, so there is copying to resume even if the old ones were done.
-            total += produce(source, topic, batch(f"b-{point}"))
-            resumed = wait_for(
+            # More records (produced while the copy resumes), so that there is copying to resume
+            # even if everything was copied before the stop.
+            after = concurrent.futures.ThreadPoolExecutor(1).submit(produce, source, topic, batch(f"b-after-{point}"))
+            baseline = wait_for("reading the run's status", lambda: copied(spec), worker, log)
+            wait_for(
                 f"waiting for copying to resume after the {side} restart ({point})",
-                lambda: copied_once(spec, lambda n: n > at_stop), worker, log,
+                lambda: copied_once(spec, lambda n: n > baseline), worker, log,
             )
+            resumed = time.monotonic()
+            if producing is not None:
+                total += producing.result(timeout=HANG)
+            total += after.result(timeout=HANG)
             print(
-                f"{side} broker restarted {point} ({at_stop}/{total - BATCH} records copied): down "
-                f"{back - stopped:.1f}s, copying resumed {time.monotonic() - back:.1f}s after it was back "
-                f"({resumed} copied then)"
+                f"{side} broker restarted {point} (target end offsets {at_stop}, stop threshold {threshold}): "
+                f"down {back - stopped:.1f}s; first commit after it was back (beyond the {baseline} records "
+                f"committed then) {resumed - back:.1f}s after it was back"
             )
         wait_for(f"copying the rest ({total} records)", lambda: copied_once(spec, lambda n: n == total), worker, log)
         os.killpg(worker.pid, signal.SIGTERM)
         assert worker.wait(timeout=HANG) == 0, log.read_text()[-4000:]
     finally:
         kill(worker)
+        written.close()
     n = 0
     for p in range(PARTITIONS):
         src, dst = read_partition(source, topic, p), read_partition(target, topic, p)
