@@ -243,6 +243,32 @@ impl Admin {
                     detail,
                 })
             }
+            Err(AdminError::Refused {
+                servers,
+                cause: Refusal::Tls,
+                detail,
+                ..
+            }) if is_tls_alert(&detail) => {
+                // Which of the two the alert means, the configuration says.
+                let has_cert = config
+                    .tls
+                    .as_ref()
+                    .is_some_and(|t| t.client_cert_pem.is_some());
+                let hint = if has_cert {
+                    "the broker refused this client's certificate; check that tls.client_cert \
+                     was issued by a CA the brokers trust, has not expired and matches \
+                     tls.client_key"
+                } else {
+                    "the listener requires a client certificate (mutual TLS); set \
+                     tls.client_cert and tls.client_key"
+                };
+                Err(AdminError::Refused {
+                    servers,
+                    cause: Refusal::Tls,
+                    hint: hint.into(),
+                    detail,
+                })
+            }
             Err(e) => Err(e),
         }
     }
@@ -610,12 +636,21 @@ fn refusal_in(events: &[ConnectionEvent]) -> Option<(Refusal, String)> {
             || e.text.contains("SASL authentication error")
         {
             Some((Refusal::Authentication, e.text.clone()))
-        } else if e.code == Some(RDKafkaErrorCode::SSL) || e.text.contains("SSL handshake failed") {
+        } else if e.code == Some(RDKafkaErrorCode::SSL)
+            || e.text.contains("SSL handshake failed")
+            || is_tls_alert(&e.text)
+        {
             Some((Refusal::Tls, e.text.clone()))
         } else {
             None
         }
     })
+}
+
+/// A TLS alert the broker sent after the handshake (OpenSSL: "ssl/tls alert bad certificate:
+/// SSL alert number 42"): it refused the client's certificate, or wanted one.
+fn is_tls_alert(text: &str) -> bool {
+    text.contains("SSL alert number") || text.contains("ssl/tls alert")
 }
 
 /// The most specific connection error seen: "all brokers are down" only summarises earlier
@@ -642,6 +677,17 @@ fn refusal_hint(cause: Refusal, detail: &str) -> String {
         }
         Refusal::Tls if detail.contains("client SSL authentication might be required") => {
             "the listener requires a client certificate; set tls.client_cert and tls.client_key"
+                .into()
+        }
+        Refusal::Tls if detail.contains("PLAINTEXT broker listener") => {
+            "the listener does not speak TLS (a PLAINTEXT or SASL_PLAINTEXT listener): remove \
+             the tls block, or connect to the brokers' TLS port"
+                .into()
+        }
+        Refusal::Tls if is_tls_alert(detail) => {
+            "the broker refused this client's certificate, or its absence: a listener with \
+             mutual TLS needs tls.client_cert and tls.client_key, with a certificate issued by a \
+             CA the brokers trust and not expired"
                 .into()
         }
         Refusal::Tls => {
@@ -692,6 +738,26 @@ mod tests {
             code,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn a_tls_alert_from_the_broker_is_a_refused_client_certificate() {
+        // What librdkafka 2.12 logs (level 3) when a mutual-TLS listener refuses the client's
+        // certificate, or its absence, during the first request.
+        let alert = "ssl://127.0.0.1:49094/bootstrap: Receive failed: error:0A000412:SSL \
+                     routines::sslv3 alert bad certificate: SSL alert number 42 (after 0ms in \
+                     state APIVERSION_QUERY)";
+        let (cause, detail) = refusal_in(&[event(None, alert)]).unwrap();
+        assert_eq!(cause, Refusal::Tls);
+        assert!(refusal_hint(cause, &detail).contains("tls.client_cert"));
+        let plaintext = "ssl://127.0.0.1:49095/bootstrap: SSL handshake failed: Disconnected: \
+                         SSL connection closed by peer: connecting to a PLAINTEXT broker \
+                         listener? (after 1ms in state SSL_HANDSHAKE)";
+        let (cause, detail) = refusal_in(&[event(None, plaintext)]).unwrap();
+        assert!(refusal_hint(cause, &detail).contains("does not speak TLS"));
+        // A dropped connection is still not a refusal.
+        let dropped = "127.0.0.1:49094/bootstrap: Disconnected: connection closed by peer";
+        assert_eq!(refusal_in(&[event(None, dropped)]), None);
     }
 
     #[test]
