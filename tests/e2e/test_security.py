@@ -391,3 +391,268 @@ def mirror_into_sasl_ssl(cli, state_dir):
     assert cli.plan(extra_env=env).returncode == 0, "a finished mirror plans no changes"
     cli.destroy(extra_env=env, timeout=600)
     assert worker_pids(state_dir) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets: a canary password at TF_LOG=TRACE
+
+
+CANARY = """
+variable "user" { type = string }
+variable "canary" {
+  type      = string
+  sensitive = true
+}
+variable "topics" { type = list(string) }
+variable "source_servers" { type = list(string) }
+variable "binary" { type = string }
+variable "state_dir" { type = string }
+
+resource "ferry_scram_user" "canary" {
+  name       = var.user
+  password   = var.canary
+  iterations = 8192
+}
+
+# What the mirror's workers need on the target, for the canary user only.
+resource "ferry_acl" "mirror" {
+  for_each = {
+    topics       = ["TOPIC", "*"]
+    groups       = ["GROUP", "*"]
+    transactions = ["TRANSACTIONAL_ID", "*"]
+    cluster      = ["CLUSTER", "kafka-cluster"]
+  }
+  principal     = "User:${var.user}"
+  operation     = "ALL"
+  resource_type = each.value[0]
+  resource_name = each.value[1]
+}
+
+resource "ferry_mirror" "m" {
+  source {
+    bootstrap_servers = var.source_servers
+  }
+  target {
+    bootstrap_servers = [%s]
+    timeout           = "30s"
+    tls {
+      ca_cert = file(var.ca_file)
+    }
+    sasl {
+      mechanism = "SCRAM-SHA-512"
+      username  = ferry_scram_user.canary.name
+      # nonsensitive(): Terraform 1.0 panics rendering drift in a block holding a value the
+      # configuration marks sensitive (docs/index.md, Known Issues); the schema still marks
+      # the attribute sensitive.
+      password  = nonsensitive(var.canary)
+    }
+  }
+  topics      = var.topics
+  workers     = 2
+  mode        = "continuous"
+  in_sync_lag = 0
+  launcher {
+    local {
+      binary    = var.binary
+      state_dir = var.state_dir
+    }
+  }
+  depends_on = [ferry_acl.mirror]
+}
+
+output "state" {
+  value = ferry_mirror.m.state
+}
+"""
+
+
+class ArgvSampler(threading.Thread):
+    """Reads /proc/*/cmdline of every process until stopped: which ones held `needle`, and
+    which provider and worker processes were seen at all (so the sampling saw something)."""
+
+    def __init__(self, needle, state_dir):
+        super().__init__(daemon=True)
+        self.needle, self.state_dir = needle.encode(), str(state_dir)
+        self.leaks, self.providers, self.workers, self.samples = [], set(), set(), 0
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    raw = open(f"/proc/{pid}/cmdline", "rb").read()
+                except OSError:
+                    continue
+                if self.needle in raw:
+                    self.leaks.append((pid, raw.replace(b"\0", b" ").decode(errors="replace")))
+                if b"terraform-provider-ferry" in raw:
+                    self.providers.add(pid)
+                if b"ferry-mirror" in raw and self.state_dir.encode() in raw:
+                    self.workers.add(pid)
+            self.samples += 1
+            time.sleep(0.1)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(timeout=30)
+
+
+def credential_file(path, run_dirs):
+    """The runtime's credential files: `<side>.<what>` in a run directory, mode 0600."""
+    return path.parent in run_dirs and path.name.split(".", 1)[0] in ("source", "target") \
+        and path.name != "spec.json"
+
+
+def files_holding(root, needle):
+    out = []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            try:
+                if needle.encode() in path.read_bytes():
+                    out.append(path)
+            except OSError:
+                continue
+    return out
+
+
+def non_sensitive_values(values, block):
+    """(path, value) of every attribute of `values` (one state instance) that `block` (its
+    provider schema) does not mark sensitive, nested blocks included."""
+    for name, value in (values or {}).items():
+        attr = block.get("attributes", {}).get(name)
+        if attr is not None:
+            if not attr.get("sensitive"):
+                yield name, value
+            continue
+        nested = block.get("block_types", {}).get(name)
+        if nested is None:
+            yield name, value
+            continue
+        items = value if isinstance(value, list) else ([value] if value else [])
+        if isinstance(value, dict) and nested.get("nesting_mode") == "map":
+            items = list(value.values())
+        for item in items:
+            for sub, v in non_sensitive_values(item, nested["block"]):
+                yield f"{name}.{sub}", v
+
+
+def test_canary_password_appears_only_in_credential_files(cli, tmp_path):
+    state_dir = tmp_path / "ferry-state"
+    try:
+        canary_run(cli, tmp_path, state_dir)
+    finally:
+        kill_workers(state_dir)
+
+
+def canary_run(cli, tmp_path, state_dir):
+    canary = f"Canary-{uuid.uuid4().hex}"
+    user = f"e2e-canary-{cli.name}-{uuid.uuid4().hex[:6]}"
+    a = peer("FERRY_KAFKA_A")
+    topic = unique(f"sec-canary-{cli.name}")
+    create_topic(a, topic, 2)
+    produce(a, topic, sample_records(4000, 2))
+    log_path = tmp_path / "logs" / "terraform.log"
+    log_path.parent.mkdir()
+    cli.write("main.tf", HEADER + provider_block() + CANARY % f'"{peer("FERRY_KAFKA_S_SASL_SSL")}"')
+    cli.tfvars(ca_file=ca_file(), user=user, topics=[topic], source_servers=[a],
+               binary=str(MIRROR), state_dir=str(state_dir))
+    # The canary goes in through the environment, as TF_VAR_canary: no file the test writes
+    # holds it, so any file that does was written by Terraform, the provider or the workers.
+    env = dict(admin_env(), TF_VAR_canary=canary, TF_LOG="TRACE", TF_LOG_PATH=str(log_path))
+    cli.init()
+
+    sampler = ArgvSampler(canary, state_dir)
+    sampler.start()
+    try:
+        apply = cli.apply(extra_env=env, timeout=600)
+        assert cli.run("output", "-raw", "state").stdout == "in_sync"
+        # New records while the workers run: they log in with the canary, copy, and are sampled.
+        produce(a, topic, sample_records(500, 2))
+        wait_for(lambda: sum(len(read_partition_sasl_ssl(topic, p, user, canary)) for p in range(2)) == 4500,
+                 "the new records on s", seconds=120)
+        run_dirs = {p.parent for p in state_dir.glob("*/spec.json")}
+        assert len(run_dirs) == 1, run_dirs
+        run_dir = next(iter(run_dirs))
+        during = files_holding(tmp_path, canary)
+        plan = cli.plan(extra_env=env)
+    finally:
+        sampler.stop()
+    # A continuous mirror's progress is drift, not a change.
+    assert plan.returncode in (0, 2) and "will be" not in plan.output, plan.output
+    assert sampler.samples > 10 and sampler.providers and len(sampler.workers) >= 2, (
+        sampler.samples, sampler.providers, sampler.workers)
+    assert sampler.leaks == [], f"the canary is on a command line: {sampler.leaks}"
+
+    # Logs: the CLI's output and every line of the TRACE log file (the provider's own lines
+    # included: TRACE shows them).
+    for out in (apply, plan):
+        assert canary not in out.output
+    log = log_path.read_text(errors="replace")
+    assert "terraform-provider-ferry" in log and len(log.splitlines()) > 1000, "TRACE log written"
+    assert [l for l in log.splitlines() if canary in l] == []
+    for log_file in run_dir.glob("*.log"):
+        assert canary not in log_file.read_text(errors="replace"), log_file
+
+    # Files: only the run's 0600 credential files (and the state file, checked below).
+    state_file = cli.workdir / "terraform.tfstate"
+    allowed = {state_file, cli.workdir / "terraform.tfstate.backup"}
+    credentials = [p for p in during if credential_file(p, run_dirs)]
+    assert credentials == [run_dir / "target.password"], during
+    assert stat.S_IMODE(os.stat(run_dir / "target.password").st_mode) == 0o600
+    assert [p for p in during if p not in credentials and p not in allowed] == []
+    assert canary not in (run_dir / "spec.json").read_text()
+
+    # State: the canary is there (Terraform keeps sensitive values), but in no attribute the
+    # schema leaves non-sensitive; and no output holds it.
+    state = json.loads(state_file.read_text())
+    assert canary in state_file.read_text(), "the walk below must have something to miss"
+    schema = json.loads(cli.run("providers", "schema", "-json").stdout)["provider_schemas"]
+    (resources,) = [s["resource_schemas"] for s in schema.values()]
+    walked = 0
+    for res in state["resources"]:
+        if res["mode"] != "managed":
+            continue
+        for inst in res["instances"]:
+            for path, value in non_sensitive_values(inst["attributes"], resources[res["type"]]["block"]):
+                walked += 1
+                assert canary not in json.dumps(value), f"{res['type']}.{res['name']}: {path}"
+    assert walked > 20
+    assert canary not in json.dumps(state.get("outputs", {}))
+
+    cli.destroy(extra_env=env, timeout=600)
+    assert worker_pids(state_dir) == []
+    log = log_path.read_text(errors="replace")
+    assert [l for l in log.splitlines() if canary in l] == []
+    leftover = [p for p in files_holding(tmp_path, canary) if p not in allowed]
+    assert all(credential_file(p, run_dirs) for p in leftover), leftover
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the local launcher keeps the run directory after the run ends and after destroy, "
+    "credential files included (Launcher::remove is a no-op for local runs: provider/src/mirror/"
+    "launcher/mod.rs); issue 10 asks for them to be removed",
+)
+def test_credential_files_are_removed_when_the_run_ends_or_is_destroyed(cli, tmp_path):
+    state_dir = tmp_path / "ferry-state"
+    try:
+        a = peer("FERRY_KAFKA_A")
+        topic = unique(f"sec-files-{cli.name}")
+        create_topic(a, topic, 1)
+        produce(a, topic, sample_records(100, 1))
+        cli.write("main.tf", HEADER + MIRROR_CONFIG % "")
+        cli.tfvars(**{k: v for k, v in mirror_vars(cli, [topic], state_dir, peer("FERRY_KAFKA_S_USER"), "").items()
+                      if k != "target_password"})
+        env = {"TF_VAR_target_password": peer("FERRY_KAFKA_S_PASSWORD")}
+        cli.init()
+        cli.apply(extra_env=env, timeout=600)
+        assert json.loads(cli.run("output", "-json", "report").stdout)["state"] == "complete"
+        written = list(state_dir.glob("*/target.*"))
+        assert written, "the run wrote its credential files"
+        cli.destroy(extra_env=env, timeout=600)
+        assert [p for p in written if p.exists()] == [], "credential files left after destroy"
+    finally:
+        kill_workers(state_dir)
