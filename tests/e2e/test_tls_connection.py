@@ -91,9 +91,10 @@ NO_AWS = {
 IAM = '  sasl {\n    mechanism = "AWS_MSK_IAM"\n  }\n'
 AWS_SECRET = "ferry-e2e-secret-never-shown"
 PLAINTEXT_AT_TLS = (
-    "librdkafka 2.12 raises no error when a TLS listener closes a plaintext client's "
-    "connections during ApiVersion (logged at info level only, below the clients' log_level 3), "
-    "so the provider waits out the timeout and says 'could not reach Kafka'"
+    "a TLS listener closes a plaintext client's connections during ApiVersion and librdkafka "
+    "2.12 reports it only as '1/1 brokers are down' (no error event, no error-level log line; "
+    "raising the admin client's log_level to 6 did not surface its FAIL lines either), so the "
+    "provider waits out the timeout and says 'could not reach Kafka'"
 )
 WRONG_PASSWORD = "not-the-password"
 
