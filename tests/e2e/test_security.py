@@ -630,13 +630,9 @@ def canary_run(cli, tmp_path, state_dir):
     assert all(credential_file(p, run_dirs) for p in leftover), leftover
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the local launcher keeps the run directory after the run ends and after destroy, "
-    "credential files included (Launcher::remove is a no-op for local runs: provider/src/mirror/"
-    "launcher/mod.rs); issue 10 asks for them to be removed",
-)
-def test_credential_files_are_removed_when_the_run_ends_or_is_destroyed(cli, tmp_path):
+def test_credential_files_are_removed_on_destroy(cli, tmp_path):
+    """The run's 0600 credential files stay while the resource exists (later applies and
+    destroy start runtime commands with them) and go on destroy; spec and logs stay."""
     state_dir = tmp_path / "ferry-state"
     try:
         a = peer("FERRY_KAFKA_A")

@@ -226,6 +226,26 @@ impl Launcher for LocalLauncher {
         Ok(())
     }
 
+    /// Destroy: the credential files go (spec, logs and the run's directory stay for
+    /// inspection). They are the files `provision` wrote for the documents' secrets, named
+    /// `source.*` / `target.*` by the spec builder.
+    async fn remove(&self, _grace: Duration) -> Result<(), LaunchError> {
+        let entries = match fs::read_dir(&self.run_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io("reading", &self.run_dir)(e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("source.") || name.starts_with("target.") {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(io("removing", &path))?;
+            }
+        }
+        Ok(())
+    }
+
     async fn run_once(
         &self,
         args: &[&str],
@@ -334,4 +354,43 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mirror::model::MirrorModel;
+    use ferry_kafka::{ConnectionConfig, SaslConfig, SaslMechanism, Secret};
+
+    #[tokio::test]
+    async fn destroy_removes_the_credential_files_and_keeps_the_spec() {
+        let state = std::env::temp_dir().join(format!("ferry-local-{}", std::process::id()));
+        let launcher = LocalLauncher::new(&state, "r1", PathBuf::from("/nonexistent/ferry-mirror"));
+        let mut source = ConnectionConfig::plaintext("a:9092");
+        source.sasl = Some(SaslConfig {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "u".into(),
+            password: Secret::new("canary"),
+        });
+        let target = ConnectionConfig::plaintext("b:9092");
+        let m = MirrorModel {
+            topics: vec!["t".to_string()].into(),
+            ..MirrorModel::default()
+        };
+        let docs =
+            crate::mirror::spec::build(&m, "r1", &source, &target, &launcher.secret_dir()).unwrap();
+        launcher.provision(&docs).await.unwrap();
+        let password = launcher.secret_dir().join("source.password");
+        assert_eq!(fs::read_to_string(&password).unwrap(), "canary");
+
+        launcher.remove(Duration::from_secs(1)).await.unwrap();
+        assert!(!password.exists());
+        assert!(
+            launcher.spec_path().exists(),
+            "the spec stays for inspection"
+        );
+        // Nothing left to remove is not an error.
+        launcher.remove(Duration::from_secs(1)).await.unwrap();
+        fs::remove_dir_all(&state).unwrap();
+    }
 }

@@ -73,7 +73,8 @@ pub trait Launcher: Send + Sync {
         Ok(Vec::new())
     }
     /// Deletes everything `provision` and `ensure_workers` created, once the workers are
-    /// stopped (destroy). Local runs keep their directory (spec and logs) for inspection.
+    /// stopped (destroy). Local runs delete their credential files and keep the rest of
+    /// their directory (spec and logs) for inspection.
     async fn remove(&self, _grace: Duration) -> Result<(), LaunchError> {
         Ok(())
     }
