@@ -15,9 +15,9 @@ use crate::host::intent::Intent;
 use crate::model::Model;
 use crate::resource::{AnyDataSource, AnyResource, Provider};
 use crate::schema::{Block, Nesting};
-use crate::{AttributePath, Diagnostics, Schema, Type, Value, codec, plan};
+use crate::{AttributePath, Diagnostics, Schema, Type, Value, codec, plan, wire};
 
-/// A schema with its implied value type, computed once.
+/// A schema with the type its values have on the wire, computed once.
 struct Typed<T: ?Sized> {
     schema: Schema,
     ty: Type,
@@ -38,13 +38,13 @@ pub struct ProviderService<P: Provider> {
 impl<P: Provider> ProviderService<P> {
     pub fn new(provider: P, stop: StopSignal, intent: Intent) -> Self {
         let provider_schema = provider.schema();
-        let provider_type = provider_schema.block.implied_type();
+        let provider_type = wire::wire_type(&provider_schema.block);
         let resources = provider
             .resources()
             .into_iter()
             .map(|imp| {
                 let schema = imp.schema();
-                let ty = schema.block.implied_type();
+                let ty = wire::wire_type(&schema.block);
                 (imp.type_name(), Typed { schema, ty, imp })
             })
             .collect();
@@ -53,7 +53,7 @@ impl<P: Provider> ProviderService<P> {
             .into_iter()
             .map(|imp| {
                 let schema = imp.schema();
-                let ty = schema.block.implied_type();
+                let ty = wire::wire_type(&schema.block);
                 (imp.type_name(), Typed { schema, ty, imp })
             })
             .collect();
@@ -123,13 +123,19 @@ fn block_to_proto(block: &Block, version: i64) -> tf::schema::Block {
             .map(|b| tf::schema::NestedBlock {
                 type_name: b.name.clone(),
                 block: Some(block_to_proto(&b.block, 0)),
+                // A single block is a list of at most one on the wire (see `wire`).
                 nesting: match b.nesting {
-                    Nesting::Single => NestingMode::Single,
-                    Nesting::List => NestingMode::List,
+                    Nesting::Single | Nesting::List => NestingMode::List,
                     Nesting::Set => NestingMode::Set,
                 } as i32,
-                min_items: b.min_items,
-                max_items: b.max_items,
+                min_items: match b.nesting {
+                    Nesting::Single => b.min_items.min(1),
+                    _ => b.min_items,
+                },
+                max_items: match b.nesting {
+                    Nesting::Single => 1,
+                    _ => b.max_items,
+                },
             })
             .collect(),
         description: block.description.clone(),
@@ -156,7 +162,9 @@ fn path_to_proto(path: &AttributePath) -> tf::AttributePath {
     }
 }
 
-fn diagnostics_to_proto(diags: &Diagnostics) -> Vec<tf::Diagnostic> {
+/// Diagnostics with their paths as Terraform sees the value of `block` (the resource, data
+/// source or provider the request was about).
+fn diagnostics_to_proto(diags: &Diagnostics, block: Option<&Block>) -> Vec<tf::Diagnostic> {
     diags
         .0
         .iter()
@@ -167,14 +175,19 @@ fn diagnostics_to_proto(diags: &Diagnostics) -> Vec<tf::Diagnostic> {
             } as i32,
             summary: d.summary.clone(),
             detail: d.detail.clone(),
-            attribute: d.path.as_ref().map(path_to_proto),
+            attribute: d.path.as_ref().map(|p| match block {
+                Some(b) => path_to_proto(&wire::path_to_wire(b, p)),
+                None => path_to_proto(p),
+            }),
         })
         .collect()
 }
 
-/// Decodes a DynamicValue (msgpack, or JSON when that is what was sent).
+/// Decodes a DynamicValue (msgpack, or JSON when that is what was sent) of `block`, whose wire
+/// type is `ty`, into the shape resources see.
 fn decode(
     value: Option<&tf::DynamicValue>,
+    block: &Block,
     ty: &Type,
     what: &str,
     diags: &mut Diagnostics,
@@ -185,20 +198,47 @@ fn decode(
     } else {
         codec::decode_msgpack(&dv.msgpack, ty)
     };
-    result.unwrap_or_else(|e| {
-        diags.error(
-            format!("Cannot decode {what}"),
-            format!("The value sent by Terraform does not match the schema: {e}"),
-        );
-        Value::Null
+    match result {
+        Ok(v) => wire::from_wire(block, v),
+        Err(e) => {
+            diags.error(
+                format!("Cannot decode {what}"),
+                format!("The value sent by Terraform does not match the schema: {e}"),
+            );
+            Value::Null
+        }
+    }
+}
+
+/// Encodes a value of `block` (wire type `ty`) in the shape Terraform expects.
+fn encode(value: &Value, block: &Block, ty: &Type) -> Option<tf::DynamicValue> {
+    Some(tf::DynamicValue {
+        msgpack: codec::encode_msgpack(&wire::to_wire(block, value.clone()), ty),
+        json: Vec::new(),
     })
 }
 
-fn encode(value: &Value, ty: &Type) -> Option<tf::DynamicValue> {
-    Some(tf::DynamicValue {
-        msgpack: codec::encode_msgpack(value, ty),
-        json: Vec::new(),
-    })
+/// Stored JSON state in, current wire value out. `prior_ty` is the type resources see in the
+/// schema version that wrote it; the JSON decoder accepts a single block as an object (written
+/// before single blocks were lists on the wire) or as a list of one (written since).
+fn upgrade_json(
+    json: &[u8],
+    prior_ty: &Type,
+    upgrade: impl FnOnce(Value, &mut Diagnostics) -> Value,
+    block: &Block,
+    ty: &Type,
+    diags: &mut Diagnostics,
+) -> Option<tf::DynamicValue> {
+    match codec::decode_json(json, prior_ty) {
+        Ok(v) => {
+            let v = upgrade(v, diags);
+            encode(&v, block, ty)
+        }
+        Err(e) => {
+            diags.error("Cannot read stored state", e.to_string());
+            None
+        }
+    }
 }
 
 fn unknown_type(kind: &str, name: &str) -> Diagnostics {
@@ -220,6 +260,13 @@ impl<P: Provider> ProviderService<P> {
         self.data_sources
             .get(name)
             .ok_or_else(|| unknown_type("data source", name))
+    }
+    /// The block diagnostics about a resource's value point into.
+    fn resource_block(&self, name: &str) -> Option<&Block> {
+        self.resources.get(name).map(|t| &t.schema.block)
+    }
+    fn data_source_block(&self, name: &str) -> Option<&Block> {
+        self.data_sources.get(name).map(|t| &t.schema.block)
     }
 }
 
@@ -288,6 +335,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
         let mut diags = Diagnostics::default();
         let config = decode(
             req.config.as_ref(),
+            &self.provider_schema.block,
             &self.provider_type,
             "provider configuration",
             &mut diags,
@@ -306,7 +354,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             }
         }
         Ok(Response::new(tf::validate_provider_config::Response {
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, Some(&self.provider_schema.block)),
         }))
     }
 
@@ -319,7 +367,13 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             Err(d) => d,
             Ok(r) => {
                 let mut diags = Diagnostics::default();
-                let config = decode(req.config.as_ref(), &r.ty, "configuration", &mut diags);
+                let config = decode(
+                    req.config.as_ref(),
+                    &r.schema.block,
+                    &r.ty,
+                    "configuration",
+                    &mut diags,
+                );
                 if !diags.has_errors() {
                     r.imp.validate(&config, &mut diags);
                 }
@@ -327,7 +381,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             }
         };
         Ok(Response::new(tf::validate_resource_config::Response {
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, self.resource_block(&req.type_name)),
         }))
     }
 
@@ -340,7 +394,13 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             Err(d) => d,
             Ok(ds) => {
                 let mut diags = Diagnostics::default();
-                let config = decode(req.config.as_ref(), &ds.ty, "configuration", &mut diags);
+                let config = decode(
+                    req.config.as_ref(),
+                    &ds.schema.block,
+                    &ds.ty,
+                    "configuration",
+                    &mut diags,
+                );
                 if !diags.has_errors() {
                     ds.imp.validate(&config, &mut diags);
                 }
@@ -348,7 +408,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             }
         };
         Ok(Response::new(tf::validate_data_resource_config::Response {
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, self.data_source_block(&req.type_name)),
         }))
     }
 
@@ -378,23 +438,21 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
                             r.imp.upgrade(req.version, Value::Null, &mut diags);
                             None
                         }
-                        Some(ty) => match codec::decode_json(&raw.json, &ty) {
-                            Ok(v) => {
-                                let v = r.imp.upgrade(req.version, v, &mut diags);
-                                encode(&v, &r.ty)
-                            }
-                            Err(e) => {
-                                diags.error("Cannot read stored state", e.to_string());
-                                None
-                            }
-                        },
+                        Some(prior_ty) => upgrade_json(
+                            &raw.json,
+                            &prior_ty,
+                            |v, diags| r.imp.upgrade(req.version, v, diags),
+                            &r.schema.block,
+                            &r.ty,
+                            &mut diags,
+                        ),
                     }
                 }
             }
         };
         Ok(Response::new(tf::upgrade_resource_state::Response {
             upgraded_state: upgraded,
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, self.resource_block(&req.type_name)),
         }))
     }
 
@@ -407,6 +465,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
         let mut diags = Diagnostics::default();
         let config = decode(
             req.config.as_ref(),
+            &self.provider_schema.block,
             &self.provider_type,
             "provider configuration",
             &mut diags,
@@ -419,7 +478,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             *self.data.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(data));
         }
         Ok(Response::new(tf::configure_provider::Response {
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, Some(&self.provider_schema.block)),
         }))
     }
 
@@ -435,13 +494,19 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
                 req.current_state
             }
             Ok(r) => {
-                let current = decode(req.current_state.as_ref(), &r.ty, "state", &mut diags);
+                let current = decode(
+                    req.current_state.as_ref(),
+                    &r.schema.block,
+                    &r.ty,
+                    "state",
+                    &mut diags,
+                );
                 if current.is_null() || diags.has_errors() {
                     req.current_state
                 } else if let Some(ctx) = self.ctx(&mut diags) {
                     tracing::debug!(type_name = %req.type_name, "ReadResource");
                     let next = r.imp.read(&ctx, &current, &mut diags).await;
-                    encode(&next, &r.ty)
+                    encode(&next, &r.schema.block, &r.ty)
                 } else {
                     req.current_state
                 }
@@ -449,7 +514,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
         };
         Ok(Response::new(tf::read_resource::Response {
             new_state,
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, self.resource_block(&req.type_name)),
             private: req.private,
             ..Default::default()
         }))
@@ -465,19 +530,32 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             Ok(r) => r,
             Err(d) => {
                 return Ok(Response::new(tf::plan_resource_change::Response {
-                    diagnostics: diagnostics_to_proto(&d),
+                    diagnostics: diagnostics_to_proto(&d, None),
                     ..Default::default()
                 }));
             }
         };
-        let prior = decode(req.prior_state.as_ref(), &r.ty, "prior state", &mut diags);
+        let prior = decode(
+            req.prior_state.as_ref(),
+            &r.schema.block,
+            &r.ty,
+            "prior state",
+            &mut diags,
+        );
         let proposed = decode(
             req.proposed_new_state.as_ref(),
+            &r.schema.block,
             &r.ty,
             "proposed state",
             &mut diags,
         );
-        let config = decode(req.config.as_ref(), &r.ty, "configuration", &mut diags);
+        let config = decode(
+            req.config.as_ref(),
+            &r.schema.block,
+            &r.ty,
+            "configuration",
+            &mut diags,
+        );
         let mut planned = proposed.clone();
         let mut requires_replace = Vec::new();
         // A null proposal is a destroy: nothing to plan.
@@ -492,10 +570,13 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
                 .await;
         }
         Ok(Response::new(tf::plan_resource_change::Response {
-            planned_state: encode(&planned, &r.ty),
-            requires_replace: requires_replace.iter().map(path_to_proto).collect(),
+            planned_state: encode(&planned, &r.schema.block, &r.ty),
+            requires_replace: requires_replace
+                .iter()
+                .map(|p| path_to_proto(&wire::path_to_wire(&r.schema.block, p)))
+                .collect(),
             planned_private: req.prior_private,
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, self.resource_block(&req.type_name)),
             ..Default::default()
         }))
     }
@@ -511,14 +592,21 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             Err(d) => {
                 return Ok(Response::new(tf::apply_resource_change::Response {
                     new_state: req.prior_state,
-                    diagnostics: diagnostics_to_proto(&d),
+                    diagnostics: diagnostics_to_proto(&d, None),
                     ..Default::default()
                 }));
             }
         };
-        let prior = decode(req.prior_state.as_ref(), &r.ty, "prior state", &mut diags);
+        let prior = decode(
+            req.prior_state.as_ref(),
+            &r.schema.block,
+            &r.ty,
+            "prior state",
+            &mut diags,
+        );
         let planned = decode(
             req.planned_state.as_ref(),
+            &r.schema.block,
             &r.ty,
             "planned state",
             &mut diags,
@@ -549,9 +637,9 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             prior
         };
         Ok(Response::new(tf::apply_resource_change::Response {
-            new_state: encode(&new_state, &r.ty),
+            new_state: encode(&new_state, &r.schema.block, &r.ty),
             private: req.planned_private,
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, self.resource_block(&req.type_name)),
             ..Default::default()
         }))
     }
@@ -574,7 +662,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
                 if !state.is_null() {
                     imported.push(tf::import_resource_state::ImportedResource {
                         type_name: req.type_name.clone(),
-                        state: encode(&state, &r.ty),
+                        state: encode(&state, &r.schema.block, &r.ty),
                         ..Default::default()
                     });
                 }
@@ -582,7 +670,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
         }
         Ok(Response::new(tf::import_resource_state::Response {
             imported_resources: imported,
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, self.resource_block(&req.type_name)),
             ..Default::default()
         }))
     }
@@ -599,11 +687,17 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
                 None
             }
             Ok(ds) => {
-                let config = decode(req.config.as_ref(), &ds.ty, "configuration", &mut diags);
+                let config = decode(
+                    req.config.as_ref(),
+                    &ds.schema.block,
+                    &ds.ty,
+                    "configuration",
+                    &mut diags,
+                );
                 match self.ctx(&mut diags) {
                     Some(ctx) if !diags.has_errors() => {
                         let v = ds.imp.read(&ctx, &config, &mut diags).await;
-                        encode(&v, &ds.ty)
+                        encode(&v, &ds.schema.block, &ds.ty)
                     }
                     _ => None,
                 }
@@ -611,7 +705,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
         };
         Ok(Response::new(tf::read_data_source::Response {
             state,
-            diagnostics: diagnostics_to_proto(&diags),
+            diagnostics: diagnostics_to_proto(&diags, self.data_source_block(&req.type_name)),
             ..Default::default()
         }))
     }
@@ -658,11 +752,147 @@ mod tests {
         assert_eq!(ty, serde_json::json!(["map", "string"]));
     }
 
+    /// `name`, `cluster { servers, sasl { password } }` (required), `timeouts`.
+    fn connection_schema() -> Block {
+        use crate::schema::{Attribute, NestedBlock};
+        let sasl = Block::new("").attribute(Attribute::optional("password", Type::String));
+        let mut cluster = NestedBlock::single(
+            "cluster",
+            Block::new("")
+                .attribute(Attribute::optional("servers", Type::list(Type::String)))
+                .block(NestedBlock::single("sasl", sasl)),
+        );
+        cluster.min_items = 1;
+        cluster.max_items = 1;
+        Block::new("")
+            .attribute(Attribute::required("name", Type::String))
+            .block(cluster)
+            .block(crate::timeouts::block())
+    }
+
+    #[test]
+    fn single_blocks_are_list_blocks_of_at_most_one() {
+        use tf::schema::nested_block::NestingMode;
+        let p = schema_to_proto(&Schema {
+            version: 0,
+            block: connection_schema(),
+        });
+        let block = p.block.unwrap();
+        let find = |b: &tf::schema::Block, n: &str| {
+            b.block_types
+                .iter()
+                .find(|x| x.type_name == n)
+                .cloned()
+                .unwrap()
+        };
+        let cluster = find(&block, "cluster");
+        assert_eq!(cluster.nesting, NestingMode::List as i32);
+        assert_eq!((cluster.min_items, cluster.max_items), (1, 1), "required");
+        let sasl = find(cluster.block.as_ref().unwrap(), "sasl");
+        assert_eq!(sasl.nesting, NestingMode::List as i32);
+        assert_eq!((sasl.min_items, sasl.max_items), (0, 1), "optional");
+        let timeouts = find(&block, "timeouts");
+        assert_eq!(timeouts.nesting, NestingMode::List as i32);
+        assert_eq!((timeouts.min_items, timeouts.max_items), (0, 1));
+    }
+
+    fn decode_wire(dv: &tf::DynamicValue, block: &Block) -> Value {
+        codec::decode_msgpack(&dv.msgpack, &wire::wire_type(block)).unwrap()
+    }
+
+    #[test]
+    fn old_object_shaped_state_and_new_list_shaped_state_both_upgrade() {
+        let block = connection_schema();
+        let ty = wire::wire_type(&block);
+        let internal = block.implied_type();
+        let old = br#"{"name":"m","cluster":{"servers":["a:9092"],"sasl":{"password":"p"}},"timeouts":null}"#;
+        let new = br#"{"name":"m","cluster":[{"servers":["a:9092"],"sasl":[{"password":"p"}]}],"timeouts":[]}"#;
+        let mut seen = Vec::new();
+        for json in [&old[..], &new[..]] {
+            let mut diags = Diagnostics::default();
+            let dv = upgrade_json(
+                json,
+                &internal,
+                |v, _| {
+                    seen.push(v.clone());
+                    v
+                },
+                &block,
+                &ty,
+                &mut diags,
+            )
+            .unwrap();
+            assert!(diags.0.is_empty(), "{:?}", diags.0);
+            let out = decode_wire(&dv, &block);
+            let cluster = &out.get("cluster").as_list().unwrap()[0];
+            assert_eq!(
+                cluster.get("sasl").as_list().unwrap()[0].get("password"),
+                &Value::string("p")
+            );
+            assert_eq!(out.get("timeouts"), &Value::List(vec![]));
+        }
+        // The resource's upgrader saw the same object-shaped value both times.
+        assert_eq!(seen[0], seen[1]);
+        assert_eq!(
+            seen[0].get("cluster").get("sasl").get("password"),
+            &Value::string("p")
+        );
+        // An absent optional block, stored either way, is absent.
+        for json in [
+            &br#"{"name":"m","cluster":{"servers":[],"sasl":null}}"#[..],
+            &br#"{"name":"m","cluster":[{"servers":[],"sasl":[]}]}"#[..],
+        ] {
+            let mut diags = Diagnostics::default();
+            let dv = upgrade_json(json, &internal, |v, _| v, &block, &ty, &mut diags).unwrap();
+            let out = decode_wire(&dv, &block);
+            assert_eq!(
+                out.get("cluster").as_list().unwrap()[0].get("sasl"),
+                &Value::List(vec![])
+            );
+        }
+        // Garbage is still an error.
+        let mut diags = Diagnostics::default();
+        let bad = br#"{"name":"m","cluster":[{"servers":[]},{"servers":[]}]}"#;
+        assert!(upgrade_json(bad, &internal, |v, _| v, &block, &ty, &mut diags).is_none());
+        assert!(diags.has_errors());
+    }
+
+    #[test]
+    fn diagnostics_inside_single_blocks_point_at_item_zero() {
+        let block = connection_schema();
+        let mut d = Diagnostics::default();
+        d.attribute_error(
+            AttributePath::root("cluster").attr("sasl").attr("password"),
+            "s",
+            "d",
+        );
+        let p = diagnostics_to_proto(&d, Some(&block));
+        use tf::attribute_path::step::Selector;
+        let steps: Vec<Selector> = p[0]
+            .attribute
+            .as_ref()
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| s.selector.clone().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                Selector::AttributeName("cluster".into()),
+                Selector::ElementKeyInt(0),
+                Selector::AttributeName("sasl".into()),
+                Selector::ElementKeyInt(0),
+                Selector::AttributeName("password".into()),
+            ]
+        );
+    }
+
     #[test]
     fn diagnostic_paths_become_protocol_steps() {
         let mut d = Diagnostics::default();
         d.attribute_error(AttributePath::root("config").key("retention.ms"), "s", "d");
-        let p = diagnostics_to_proto(&d);
+        let p = diagnostics_to_proto(&d, None);
         assert_eq!(p[0].severity, tf::diagnostic::Severity::Error as i32);
         assert_eq!(p[0].attribute.as_ref().unwrap().steps.len(), 2);
     }

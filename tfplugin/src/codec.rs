@@ -200,6 +200,9 @@ fn parse_number_string(s: &str, ty: &Type, path: &str) -> Result<Value, CodecErr
 
 // ---------------------------------------------------------------------------------------------
 // JSON (state stored by earlier provider versions, handed to UpgradeResourceState)
+//
+// Decoded with the type resources see (single blocks are objects), so stored state in either
+// block shape, object or list of one, is accepted.
 
 pub fn decode_json(bytes: &[u8], ty: &Type) -> Result<Value, CodecError> {
     let json: serde_json::Value =
@@ -241,6 +244,13 @@ fn from_json(json: &serde_json::Value, ty: &Type, path: &str) -> Result<Value, C
                 .map(|(k, v)| Ok((k.clone(), from_json(v, e, &child(path, k))?)))
                 .collect::<Result<_, CodecError>>()?,
         )),
+        // A single nested block stored as a list of at most one (the wire shape, see `wire`),
+        // where the schema's own type has the object: state written since that shape and state
+        // written before it both load, at any depth, without a schema version bump.
+        (Type::Object(_), J::Array(items)) if items.len() <= 1 => match items.first() {
+            Some(item) => from_json(item, ty, &child(path, "0")),
+            None => Ok(Value::Null),
+        },
         (Type::Object(attrs), J::Object(m)) => {
             let mut out: BTreeMap<String, Value> =
                 attrs.keys().map(|k| (k.clone(), Value::Null)).collect();

@@ -22,6 +22,7 @@ pub mod resource;
 pub mod schema;
 pub mod timeouts;
 pub mod value;
+pub mod wire;
 
 pub use context::{Ctx, Interrupted};
 pub use diagnostics::{AttributePath, Diagnostics};
