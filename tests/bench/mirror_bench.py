@@ -11,24 +11,45 @@ the same records are copied by every contender, and the produce ceiling is those
 produced to the target by librdkafka (acks=all, lz4) timed in this process (no JVM or process start).
 The wide case (FERRY_BENCH_WIDE partitions, default 1000; 0 skips it) copies small records from
 that many partitions with 2 workers, bounded by FERRY_BENCH_WIDE_SECONDS (default 300), and prints
-time to the first copied record, threads, fds and peak RSS per worker.
+time to the first copied record, threads, fds and peak RSS per worker, the transactions the workers
+committed, and the ratio to the few-partition 2-worker exactly-once rate of the same run (when a data
+kind was benched too; `FERRY_BENCH_MM2=0` skips MirrorMaker 2 there).
+
+FERRY_BENCH_WIDE_DEDICATED=1 runs the wide case on two dedicated single-node KRaft brokers (source
+and target) that this script starts on free ports with `ulimit -n` raised to
+FERRY_BENCH_NOFILE (default 200000; a root shell can raise the hard limit, others get at most their
+hard limit) and stops at the end, in a directory of their own. The shared peer B runs out of open
+files at 10,000 partitions (one log file per partition, 20,000 fds), so:
+
+  cargo build --release -p ferry-mirror
+  source .peers/env
+  FERRY_BENCH_DATA=random FERRY_BENCH_GB=0.5 FERRY_BENCH_MM2=0 FERRY_BENCH_WIDE=10000 \
+    FERRY_BENCH_WIDE_DEDICATED=1 .peers/venv/bin/python tests/bench/mirror_bench.py
+
+Never use `make bench-mirror` while others use the shared peers: it stops peers A and B at exit.
 """
 
+import base64
 import json
 import os
 import random
+import resource
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka import IsolationLevel  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # noqa: E402
 
 from conftest import PEERS  # noqa: E402
 
@@ -41,6 +62,9 @@ KINDS = [k for k in os.environ.get("FERRY_BENCH_DATA", "text,random").split(",")
 WIDE = int(os.environ.get("FERRY_BENCH_WIDE", "1000"))
 WIDE_SECONDS = float(os.environ.get("FERRY_BENCH_WIDE_SECONDS", "300"))
 ALO = os.environ.get("FERRY_BENCH_ALO") == "1"
+MM2 = os.environ.get("FERRY_BENCH_MM2", "1") != "0"
+WIDE_DEDICATED = os.environ.get("FERRY_BENCH_WIDE_DEDICATED") == "1"
+NOFILE = int(os.environ.get("FERRY_BENCH_NOFILE", "200000"))
 WORK = Path(tempfile.mkdtemp(prefix="ferry-bench-"))
 
 
@@ -85,10 +109,13 @@ def admin(bs):
 
 
 def end_offsets(bs, topic, partitions):
-    c = Consumer({"bootstrap.servers": bs, "group.id": "bench-probe"})
-    total = sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions))
-    c.close()
-    return total
+    """Sum of the partitions' last stable offsets (committed records and markers), in one batched
+    ListOffsets request per broker: thousands of per-partition requests took seconds and
+    delayed the first-record time."""
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    futures = admin(bs).list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                     isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30)
+    return sum(f.result().offset for f in futures.values())
 
 
 def generate(kind):
@@ -259,16 +286,137 @@ def process_counts(pid):
         return 0, 0
 
 
-def run_wide():
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_nofile():
+    """In the broker's child process: open-files limit NOFILE, or as high as allowed."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, max(hard, NOFILE)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class DedicatedBroker:
+    """A single-node KRaft Kafka of the benchmark's own (as tests/e2e/test_mirror_restarts.py
+    starts them), with a raised open-files limit and a heap for thousands of partitions."""
+
+    def __init__(self, name):
+        self.root = WORK / name
+        self.root.mkdir()
+        self.port, controller = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        config = self.root / "server.properties"
+        config.write_text("\n".join([
+            "process.roles=broker,controller", "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller}", "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={self.root / 'data'}", "auto.create.topics.enable=false",
+            "group.initial.rebalance.delay.ms=0", "num.network.threads=2", "num.io.threads=4",
+            "num.recovery.threads.per.data.dir=1", "log.cleaner.dedupe.buffer.size=16777216",
+            # Small segments preallocate nothing big: 10,000 partitions x 2 brokers fit on disk.
+            "log.segment.bytes=67108864", "log.index.size.max.bytes=1048576",
+            "offsets.topic.num.partitions=5", "transaction.state.log.num.partitions=5",
+            "offsets.topic.replication.factor=1", "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1", "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+        ]) + "\n")
+        log4j = f"-Dlog4j2.configurationFile={REPO / 'tests/peers/log4j2.properties'}"
+        self.jvm = [JAVA, "-Xms512m", "-Xmx2g", "-XX:+UseG1GC", "-Djava.awt.headless=true", log4j,
+                    "-cp", f"{LIBS}/*"]
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        subprocess.run([*self.jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+                       check=True, capture_output=True, timeout=300)
+        self.proc = subprocess.Popen([*self.jvm, "kafka.Kafka", str(config)], stdout=open(self.root / "broker.log", "wb"),
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=raise_nofile)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"dedicated broker {name} exited: {(self.root / 'broker.log').read_text()[-3000:]}")
+            a = AdminClient({"bootstrap.servers": self.address, "log_level": 0})
+            try:
+                if a.list_topics(timeout=2).brokers:
+                    break
+            except Exception:
+                pass
+            finally:
+                del a
+            time.sleep(0.5)
+        limit = next(line for line in Path(f"/proc/{self.proc.pid}/limits").read_text().splitlines()
+                     if line.startswith("Max open files"))
+        print(f"dedicated broker {name} at {self.address}: {' '.join(limit.split()[3:5])} open files (soft, hard)",
+              flush=True)
+
+    def fds(self):
+        try:
+            return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+        except OSError:
+            return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=60)
+
+
+def transactions_committed(bs, run_id):
+    """The workers' last published counts of committed transactions, summed (status topic)."""
+    c = Consumer({"bootstrap.servers": bs, "group.id": "bench-status", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    c.assign([TopicPartition(f"__ferry.{run_id}.status", 0, 0)])
+    last = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m = c.poll(1)
+        if m is None:
+            continue
+        if m.error():
+            break
+        try:
+            v = json.loads(m.value())
+            if "transactions_committed" in v:
+                last[v["worker_id"]] = v["transactions_committed"]
+        except (TypeError, ValueError, KeyError):
+            pass
+    c.close()
+    return sum(last.values()) if last else None
+
+
+def run_wide(few_rate=None):
     """Many partitions, small records, 2 workers: first record, threads, fds, RSS, throughput."""
+    brokers = [DedicatedBroker("source"), DedicatedBroker("target")] if WIDE_DEDICATED else []
+    src, tgt = (brokers[0].address, brokers[1].address) if brokers else (A, B)
+    try:
+        return wide_on(src, tgt, brokers, few_rate)
+    finally:
+        for b in brokers:
+            b.stop()
+
+
+def wide_on(src, tgt, brokers, few_rate):
     topic = f"bench-wide-{int(time.time())}"
-    admin(A).create_topics([NewTopic(topic, WIDE, 1)])[topic].result()
+    admin(src).create_topics([NewTopic(topic, WIDE, 1)])[topic].result()
     time.sleep(5)
     per_partition = 200
-    n, sent, _ = produce_all(A, topic, "random", WIDE * per_partition * 1040, WIDE, 1)
+    n, sent, _ = produce_all(src, topic, "random", WIDE * per_partition * 1040, WIDE, 1)
     run_id = f"bench-wide-{int(time.time())}"
-    spec = {"version": 1, "run_id": run_id, "source": {"bootstrap_servers": [A]},
-            "target": {"bootstrap_servers": [B]}, "topics": {"names": [topic]}, "topic_name_prefix": run_id + "."}
+    spec = {"version": 1, "run_id": run_id, "source": {"bootstrap_servers": [src]},
+            "target": {"bootstrap_servers": [tgt]}, "topics": {"names": [topic]}, "topic_name_prefix": run_id + "."}
     path = WORK / f"{run_id}.json"
     path.write_text(json.dumps(spec))
     rss = PeakRss()
@@ -278,18 +426,20 @@ def run_wide():
     for pr in procs:
         rss.watch(pr.pid)
     first = None
-    peak_threads = peak_fds = 0
+    peak_threads = peak_fds = peak_broker_fds = 0
     copied = 0
     while time.monotonic() - started < WIDE_SECONDS and any(pr.poll() is None for pr in procs):
         for pr in procs:
             t, f = process_counts(pr.pid)
             peak_threads, peak_fds = max(peak_threads, t), max(peak_fds, f)
-        try:
-            copied = end_offsets(B, run_id + "." + topic, WIDE)
-        except Exception:
-            copied = 0
-        if first is None and copied > 0:
-            first = time.monotonic() - started
+        peak_broker_fds = max([peak_broker_fds] + [b.fds() for b in brokers])
+        if first is None:
+            try:
+                copied = end_offsets(tgt, run_id + "." + topic, WIDE)
+            except Exception:
+                copied = 0
+            if copied > 0:
+                first = time.monotonic() - started
         time.sleep(1)
     elapsed = time.monotonic() - started
     finished = all(pr.poll() == 0 for pr in procs)
@@ -297,16 +447,29 @@ def run_wide():
         if pr.poll() is None:
             pr.kill()
             pr.wait()
-    copied = end_offsets(B, run_id + "." + topic, WIDE)
-    admin(B).delete_topics([run_id + "." + topic])
-    admin(A).delete_topics([topic])
-    peak = rss.total_mb()
-    print(f"\nwide case: {WIDE} partitions, {n} random 1 KiB records ({sent / 1e6:.0f} MB), 2 workers, exactly-once")
+    copied = end_offsets(tgt, run_id + "." + topic, WIDE)
+    txns = transactions_committed(tgt, run_id)
+    admin(tgt).delete_topics([run_id + "." + topic])
+    admin(src).delete_topics([topic])
+    rss.stop = True
+    rss.thread.join()
+    per_worker = " and ".join(f"{rss.peaks.get(pr.pid, 0) / 1e6:.0f}" for pr in procs)
+    where = "dedicated brokers" if brokers else "peers A -> B"
+    print(f"\nwide case: {WIDE} partitions, {n} random 1 KiB records ({sent / 1e6:.0f} MB), 2 workers, exactly-once, "
+          f"{where}")
     print(f"  finished: {'yes' if finished else f'NO (stopped after {WIDE_SECONDS:.0f}s)'} in {elapsed:.1f}s; "
           f"target end offsets {copied} (records + markers) for {n} records")
     print(f"  first copied record after {first:.1f}s" if first is not None else "  no record copied")
-    print(f"  peak per worker: {peak_threads} threads, {peak_fds} fds; peak RSS of both workers {peak:.0f} MB")
-    print(f"  rate: {sent / 1e6 / elapsed:.1f} MB/s" if finished else "  rate: not finished")
+    print(f"  peak per worker: {peak_threads} threads, {peak_fds} fds; peak RSS per worker {per_worker} MB")
+    if brokers:
+        print(f"  peak open files of a dedicated broker: {peak_broker_fds}")
+    print(f"  transactions committed (both workers): {txns}")
+    if finished:
+        rate = sent / 1e6 / elapsed
+        ratio = f"; {rate / few_rate:.0%} of the few-partition 2-worker rate {few_rate:.1f} MB/s" if few_rate else ""
+        print(f"  rate: {rate:.1f} MB/s{ratio}")
+    else:
+        print("  rate: not finished")
 
 
 def bench_kind(kind):
@@ -319,28 +482,31 @@ def bench_kind(kind):
         for eos in ((True, False) if ALO else (True,)):
             results.append(run_ferry(topic, records, source_bytes, workers, eos))
             print(f"  {results[-1]['name']}: {results[-1]['mb_s']:.1f} MB/s", flush=True)
-    results.append(run_mm2(topic, records, source_bytes))
+    if MM2:
+        results.append(run_mm2(topic, records, source_bytes))
     admin(A).delete_topics([topic])
-    mm2 = results[-1]
+    mm2 = results[-1] if MM2 else None
     ceiling = min(r["mb_s"] for r in results[:2])
     print()
     print(f"{'run (' + kind + ')':<62} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12} {'vs MM2':>7} {'of ceiling':>10}  ok")
     for r in results:
         print(f"{r['name']:<62} {r['seconds']:>8.1f} {r['mb_s']:>8.1f} {r['rss_mb']:>12.0f} "
-              f"{r['mb_s'] / mm2['mb_s']:>6.2f}x {r['mb_s'] / ceiling:>9.0%}  {'yes' if r['ok'] else 'NO'}")
+              f"{(r['mb_s'] / mm2['mb_s']) if mm2 else 0:>6.2f}x {r['mb_s'] / ceiling:>9.0%}  {'yes' if r['ok'] else 'NO'}")
     print("notes:")
     for r in results:
         print(f"  {r['name']}: {r['note']}")
     print(f"  ceiling = the lower of the produce-only and consume-only rates: {ceiling:.1f} MB/s", flush=True)
+    return next(r["mb_s"] for r in results if r["name"] == "ferry-mirror 2 worker(s), exactly-once")
 
 
 def main():
     if not MIRROR.exists():
         sys.exit(f"{MIRROR} is missing: cargo build --release -p ferry-mirror")
+    few = None
     for kind in KINDS:
-        bench_kind(kind)
+        few = bench_kind(kind)
     if WIDE > 0:
-        run_wide()
+        run_wide(few)
     print(f"\nlogs and specs: {WORK}")
 
 

@@ -55,9 +55,12 @@ impl Limits {
 }
 
 /// Decides for one slot from its partitions' progress: its transaction is as old as its
-/// first open partition's batch and as big as all batches together, and one partition at its
-/// goal commits the whole slot. `idle`: the consumer delivered nothing on its last poll.
-/// `delivery_failed`: the producer reported a record of this slot as not delivered.
+/// first open partition's batch and as big as all batches together. A partition at its goal
+/// does not end the transaction by itself: it waits for the slot's regular cadence (age or
+/// size), unless nothing else in the slot is left to copy (every partition done, fenced or at
+/// its goal) or nothing is open (progress only). A wide run would otherwise commit once per
+/// partition. `idle`: the consumer delivered nothing on its last poll. `delivery_failed`: the
+/// producer reported a record of this slot as not delivered.
 pub(crate) fn decide<'a>(
     partitions: impl IntoIterator<Item = &'a PartitionProgress>,
     now: Instant,
@@ -68,6 +71,8 @@ pub(crate) fn decide<'a>(
     let mut since: Option<Instant> = None;
     let mut bytes = 0u64;
     let mut at_goal = false;
+    // Some partition still has records to copy (or is not yet known to be at its goal).
+    let mut copying = false;
     for p in partitions {
         match p.state {
             PartitionState::Done | PartitionState::Fenced => {}
@@ -76,14 +81,23 @@ pub(crate) fn decide<'a>(
             } => {
                 since = Some(since.map_or(s, |earliest| earliest.min(s)));
                 bytes += b;
-                at_goal |= p.reached_goal();
+                if p.reached_goal() {
+                    at_goal = true;
+                } else {
+                    copying = true;
+                }
             }
             // At the goal with progress not yet committed there (gaps skipped, a partition with
-            // nothing to copy), or idle there: commit, so the partition becomes done and the
+            // nothing to copy), or idle there: to commit, so the partition becomes done and the
             // run's stored progress proves it.
             PartitionState::Idle => {
-                at_goal |= p.reached_goal()
-                    && (p.committed_next < p.next_source || p.committed_next < 0 || idle);
+                if p.reached_goal()
+                    && (p.committed_next < p.next_source || p.committed_next < 0 || idle)
+                {
+                    at_goal = true;
+                } else {
+                    copying = true;
+                }
             }
         }
     }
@@ -99,7 +113,7 @@ pub(crate) fn decide<'a>(
             return CommitDecision::CommitNow;
         }
     }
-    if at_goal {
+    if at_goal && (!copying || since.is_none()) {
         CommitDecision::CommitNow
     } else {
         CommitDecision::KeepGoing
@@ -168,7 +182,7 @@ mod tests {
     }
 
     #[test]
-    fn reaching_the_goal_commits_at_once() {
+    fn a_lone_partition_reaching_its_goal_commits_at_once() {
         let t0 = Instant::now();
         assert_eq!(
             decide([&open(10, Some(10), 1, t0)], t0, &LIMITS, false, false),
@@ -274,7 +288,7 @@ mod tests {
     }
 
     #[test]
-    fn one_partition_at_its_goal_commits_the_slot_and_a_failure_aborts_it() {
+    fn a_partition_at_its_goal_waits_for_the_slots_cadence_while_others_copy() {
         let t0 = Instant::now();
         let copying = open(5, Some(100), 10, t0);
         let mut done = PartitionProgress::taken(10, Some(10));
@@ -286,7 +300,30 @@ mod tests {
         let at_goal = open(10, Some(10), 1, t0);
         assert_eq!(
             decide([&copying, &at_goal], t0, &LIMITS, false, false),
+            CommitDecision::KeepGoing,
+            "one partition at its goal does not commit a slot still copying"
+        );
+        assert_eq!(
+            decide(
+                [&copying, &at_goal],
+                t0 + Duration::from_secs(2),
+                &LIMITS,
+                false,
+                false
+            ),
+            CommitDecision::CommitNow,
+            "it is committed (and so done) with the slot's next round"
+        );
+        let big = open(5, Some(100), 1000, t0);
+        assert_eq!(
+            decide([&big, &at_goal], t0, &LIMITS, false, false),
             CommitDecision::CommitNow
+        );
+        // A partition short of its goal with nothing delivered yet keeps the slot copying too.
+        let waiting = PartitionProgress::taken(3, Some(100));
+        assert_eq!(
+            decide([&waiting, &at_goal], t0, &LIMITS, true, false),
+            CommitDecision::KeepGoing
         );
         assert_eq!(
             decide([&copying, &at_goal], t0, &LIMITS, false, true),
@@ -297,6 +334,50 @@ mod tests {
             decide([&idle], t0, &LIMITS, true, true),
             CommitDecision::KeepGoing,
             "nothing open: nothing to abort"
+        );
+    }
+
+    #[test]
+    fn a_slot_whose_partitions_are_all_at_their_goal_or_done_commits_at_once() {
+        let t0 = Instant::now();
+        let mut done = PartitionProgress::taken(10, Some(10));
+        done.state = PartitionState::Done;
+        let mut fenced = PartitionProgress::taken(3, Some(10));
+        fenced.state = PartitionState::Fenced;
+        let (a, b) = (open(10, Some(10), 1, t0), open(7, Some(7), 1, t0));
+        assert_eq!(
+            decide([&a, &b, &done, &fenced], t0, &LIMITS, false, false),
+            CommitDecision::CommitNow
+        );
+        // Gaps skipped up to the goal count as at the goal.
+        let mut skipped = PartitionProgress::taken(8, Some(10));
+        skipped.next_source = 10;
+        assert_eq!(
+            decide([&a, &skipped], t0, &LIMITS, false, false),
+            CommitDecision::CommitNow
+        );
+        // Taken over at its goal, nothing new: at the goal once the consumer is idle.
+        let taken_at_goal = PartitionProgress::taken(10, Some(10));
+        assert_eq!(
+            decide([&a, &taken_at_goal], t0, &LIMITS, false, false),
+            CommitDecision::KeepGoing
+        );
+        assert_eq!(
+            decide([&a, &taken_at_goal], t0, &LIMITS, true, false),
+            CommitDecision::CommitNow
+        );
+    }
+
+    #[test]
+    fn progress_at_the_goal_with_nothing_open_commits_at_once() {
+        // No transaction to wait for: the progress-only commit makes the partition done.
+        let t0 = Instant::now();
+        let mut skipped = PartitionProgress::taken(8, Some(10));
+        skipped.next_source = 10;
+        let waiting = PartitionProgress::taken(3, Some(100));
+        assert_eq!(
+            decide([&waiting, &skipped], t0, &LIMITS, false, false),
+            CommitDecision::CommitNow
         );
     }
 
