@@ -548,12 +548,34 @@ pub fn authenticate_from<C: ClientContext>(
     client: &Client<C>,
     config: &rdkafka::ClientConfig,
 ) -> Result<(), MskIamError> {
-    let settings = (config.get("sasl.mechanism") == Some("OAUTHBEARER"))
+    match settings_from(config) {
+        Some(settings) => authenticate(client, &settings),
+        None => Ok(()),
+    }
+}
+
+/// The MSK IAM settings of librdkafka settings made by `ConnectionConfig::client_config()`
+/// for an AWS_MSK_IAM connection; `None` for any other connection.
+pub fn settings_from(config: &rdkafka::ClientConfig) -> Option<MskIamSettings> {
+    (config.get("sasl.mechanism") == Some("OAUTHBEARER"))
         .then(|| config.get("sasl.oauthbearer.config"))
         .flatten()
-        .and_then(MskIamSettings::from_config_string);
-    match settings {
-        Some(settings) => authenticate(client, &settings),
+        .and_then(MskIamSettings::from_config_string)
+}
+
+/// [`keep_fresh`] for a client made from `config`: a no-op unless `config` asks for MSK IAM.
+/// For shared clients that nothing polls, or whose context does not hand out tokens.
+pub fn keep_fresh_from<T, C>(
+    client: &Arc<T>,
+    config: &rdkafka::ClientConfig,
+    inner: fn(&T) -> &Client<C>,
+) -> Result<(), MskIamError>
+where
+    T: Send + Sync + 'static,
+    C: ClientContext + 'static,
+{
+    match settings_from(config) {
+        Some(settings) => keep_fresh(client, settings, inner),
         None => Ok(()),
     }
 }

@@ -18,7 +18,9 @@ use thiserror::Error;
 /// The newest spec version this crate reads and writes.
 /// 2: `http_listen` may be any address (1 required loopback).
 /// 3: `tuning.slots` (runs before 3 always had [`DEFAULT_SLOTS`]); `target_may_hold_records`.
-pub const SPEC_VERSION: u32 = 3;
+/// 4: `sasl.mechanism` `AWS_MSK_IAM` (no username or password: AWS credentials from the
+///    worker's environment), so a worker of an earlier release refuses the run by its version.
+pub const SPEC_VERSION: u32 = 4;
 /// The oldest spec version this crate still reads.
 pub const MIN_SPEC_VERSION: u32 = 1;
 
@@ -185,13 +187,20 @@ pub enum SaslMechanism {
     ScramSha256,
     #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
+    /// Amazon MSK IAM (SASL/OAUTHBEARER with a SigV4-signed token). Version 4 and later. The
+    /// AWS credentials come from the standard chain of the worker's own environment (variables,
+    /// profile, web identity, container or instance role), never from the spec; the signing
+    /// region from MSK broker host names, else the worker's AWS configuration (`AWS_REGION`).
+    #[serde(rename = "AWS_MSK_IAM")]
+    AwsMskIam,
 }
 
 impl SaslMechanism {
-    pub const ALL: [SaslMechanism; 3] = [
+    pub const ALL: [SaslMechanism; 4] = [
         SaslMechanism::Plain,
         SaslMechanism::ScramSha256,
         SaslMechanism::ScramSha512,
+        SaslMechanism::AwsMskIam,
     ];
 
     /// The name in the spec, which is also Kafka's and librdkafka's.
@@ -200,7 +209,13 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::AwsMskIam => "AWS_MSK_IAM",
         }
+    }
+
+    /// Whether the mechanism signs in with a username and password (all but AWS_MSK_IAM).
+    pub fn uses_password(self) -> bool {
+        self != SaslMechanism::AwsMskIam
     }
 
     pub fn parse(name: &str) -> Option<SaslMechanism> {
@@ -215,11 +230,15 @@ impl fmt::Display for SaslMechanism {
 }
 
 /// SASL credentials. The password is never in the spec itself: it is read from a file
-/// (mode 0600, written by the provider) or an environment variable.
+/// (mode 0600, written by the provider) or an environment variable. AWS_MSK_IAM has neither
+/// username nor password (both left out).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SaslSpec {
     pub mechanism: SaslMechanism,
+    /// Required before version 4 (always written for password mechanisms); empty and left out
+    /// for AWS_MSK_IAM.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub username: String,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
@@ -320,7 +339,16 @@ impl Spec {
 
     /// The lowest version and the field that needs it (`None` for version 1).
     fn lowest_version_and_field(&self) -> (u32, Option<&'static str>) {
-        if self.tuning.slots != DEFAULT_SLOTS {
+        let iam = |c: &ClusterSpec| {
+            c.sasl
+                .as_ref()
+                .is_some_and(|s| s.mechanism == SaslMechanism::AwsMskIam)
+        };
+        if iam(&self.source) {
+            (4, Some("source.sasl.mechanism"))
+        } else if iam(&self.target) {
+            (4, Some("target.sasl.mechanism"))
+        } else if self.tuning.slots != DEFAULT_SLOTS {
             (3, Some("tuning.slots"))
         } else if self.target_may_hold_records {
             (3, Some("target_may_hold_records"))
@@ -513,12 +541,18 @@ impl Spec {
 }
 
 fn check_version(version: u64) -> Result<(), SpecError> {
-    if version > u64::from(SPEC_VERSION) {
+    check_version_for(version, SPEC_VERSION)
+}
+
+/// [`check_version`] of a runtime whose newest version is `newest` (tests show what a worker
+/// of an earlier release says).
+fn check_version_for(version: u64, newest: u32) -> Result<(), SpecError> {
+    if version > u64::from(newest) {
         return Err(SpecError::new(
             "version",
             format!(
                 "this spec is version {version}, newer than this ferry-mirror reads (versions \
-                 {MIN_SPEC_VERSION} to {SPEC_VERSION}); upgrade the workers to a ferry-mirror \
+                 {MIN_SPEC_VERSION} to {newest}); upgrade the workers to a ferry-mirror \
                  that reads version {version}"
             ),
         ));
@@ -528,7 +562,7 @@ fn check_version(version: u64) -> Result<(), SpecError> {
             "version",
             format!(
                 "unsupported version {version}; this ferry-mirror reads versions \
-                 {MIN_SPEC_VERSION} to {SPEC_VERSION}"
+                 {MIN_SPEC_VERSION} to {newest}"
             ),
         ));
     }
@@ -584,13 +618,27 @@ impl ClusterSpec {
                 ));
             }
         }
-        if let Some(sasl) = &self.sasl
-            && sasl.password_file.is_none() == sasl.password_env.is_none()
-        {
-            return Err(SpecError::new(
-                format!("{field}.sasl"),
-                "set exactly one of password_file and password_env",
-            ));
+        if let Some(sasl) = &self.sasl {
+            if !sasl.mechanism.uses_password() {
+                if sasl.password_file.is_some()
+                    || sasl.password_env.is_some()
+                    || !sasl.username.is_empty()
+                {
+                    return Err(SpecError::new(
+                        format!("{field}.sasl"),
+                        format!(
+                            "{} takes no username, password_file or password_env: the worker \
+                             signs in with the AWS credentials of its own environment",
+                            sasl.mechanism
+                        ),
+                    ));
+                }
+            } else if sasl.password_file.is_none() == sasl.password_env.is_none() {
+                return Err(SpecError::new(
+                    format!("{field}.sasl"),
+                    "set exactly one of password_file and password_env",
+                ));
+            }
         }
         if self.timeout_seconds == Some(0) {
             return Err(SpecError::new(
@@ -700,8 +748,12 @@ mod tests {
     fn sasl_mechanisms_keep_their_kafka_names() {
         for m in SaslMechanism::ALL {
             let mut v = minimal();
-            v["source"]["sasl"] =
-                serde_json::json!({"mechanism": m.name(), "username": "u", "password_env": "P"});
+            v["version"] = serde_json::json!(SPEC_VERSION);
+            v["source"]["sasl"] = if m.uses_password() {
+                serde_json::json!({"mechanism": m.name(), "username": "u", "password_env": "P"})
+            } else {
+                serde_json::json!({"mechanism": m.name()})
+            };
             let spec = parse(&v).unwrap();
             assert_eq!(spec.source.sasl.as_ref().unwrap().mechanism, m);
             let written = serde_json::to_value(&spec).unwrap();
@@ -827,5 +879,77 @@ mod tests {
             v["tuning"]["slots"] = serde_json::json!(bad);
             assert_eq!(parse(&v).unwrap_err().field, "tuning.slots", "{bad}");
         }
+    }
+
+    #[test]
+    fn msk_iam_needs_version_4_and_no_credentials_in_the_spec() {
+        for side in ["source", "target"] {
+            let mut v = minimal();
+            v[side]["sasl"] = serde_json::json!({"mechanism": "AWS_MSK_IAM"});
+            let e = parse(&v).unwrap_err();
+            assert_eq!(e.field, format!("{side}.sasl.mechanism"));
+            assert!(e.message.contains("set `version` to 4"), "{e}");
+
+            v["version"] = serde_json::json!(4);
+            let spec = parse(&v).unwrap();
+            assert_eq!(spec.lowest_version(), 4);
+            let sasl = if side == "source" {
+                &spec.source.sasl
+            } else {
+                &spec.target.sasl
+            };
+            assert_eq!(sasl.as_ref().unwrap().mechanism, SaslMechanism::AwsMskIam);
+            // Written with no username and no password source.
+            let written = serde_json::to_value(&spec).unwrap();
+            assert_eq!(
+                written[side]["sasl"],
+                serde_json::json!({"mechanism": "AWS_MSK_IAM", "password_file": null, "password_env": null})
+            );
+            assert_eq!(
+                Spec::parse(&serde_json::to_string(&spec).unwrap()).unwrap(),
+                spec
+            );
+
+            for extra in [
+                serde_json::json!({"username": "u"}),
+                serde_json::json!({"password_env": "P"}),
+                serde_json::json!({"password_file": "/run/pw"}),
+            ] {
+                let mut bad = v.clone();
+                for (k, x) in extra.as_object().unwrap() {
+                    bad[side]["sasl"][k] = x.clone();
+                }
+                let e = parse(&bad).unwrap_err();
+                assert_eq!(e.field, format!("{side}.sasl"), "{extra}");
+                assert!(e.message.contains("AWS credentials"), "{e}");
+            }
+        }
+        // A password mechanism still needs a password source, and keeps its username.
+        let mut v = minimal();
+        v["source"]["sasl"] = serde_json::json!({"mechanism": "SCRAM-SHA-512", "username": "u"});
+        assert_eq!(parse(&v).unwrap_err().field, "source.sasl");
+        v["source"]["sasl"]["password_env"] = serde_json::json!("P");
+        let spec = parse(&v).unwrap();
+        assert_eq!(spec.lowest_version(), 1);
+        let written = serde_json::to_value(&spec).unwrap();
+        assert_eq!(written["source"]["sasl"]["username"], "u");
+    }
+
+    #[test]
+    fn a_version_3_worker_refuses_an_msk_iam_document_by_its_version() {
+        // What a worker of the previous release (SPEC_VERSION 3) says: the document is version
+        // 4, so it is refused as a whole before the unknown mechanism is looked at.
+        let mut v = minimal();
+        v["version"] = serde_json::json!(4);
+        v["target"]["sasl"] = serde_json::json!({"mechanism": "AWS_MSK_IAM"});
+        let written = parse(&v).unwrap();
+        assert_eq!(written.version, 4);
+        let e = check_version_for(u64::from(written.version), 3).unwrap_err();
+        assert_eq!(e.field, "version");
+        assert!(
+            e.message.contains("newer than this ferry-mirror reads (versions 1 to 3)")
+                && e.message.contains("upgrade the workers"),
+            "{e}"
+        );
     }
 }

@@ -133,8 +133,10 @@ pub(crate) fn text(b: &AclBinding) -> AclText {
 
 /// Source groups, but the runtime's own.
 fn source_groups(source: &ConnectionConfig, spec: &Spec, timeout: Duration) -> Result<Vec<String>> {
-    let reader: BaseConsumer =
-        reader_config(source, &format!("{}.reader", spec.worker_group())).create()?;
+    let reader: BaseConsumer = crate::connect::create(&reader_config(
+        source,
+        &format!("{}.reader", spec.worker_group()),
+    ))?;
     let list = reader
         .fetch_group_list(None, timeout)
         .context("listing source consumer groups")?;

@@ -305,8 +305,11 @@ async fn run(
     let keys = target_partitions(&pairs);
     let (check_spec, check_target) = (spec.clone(), target.clone());
     let finish = blocking(move || {
-        let reader: BaseConsumer =
-            clients::reader_config(&check_target, &check_spec.progress_group()).create()?;
+        // Asked now and then for the whole run: its MSK IAM token is kept fresh.
+        let reader: Arc<BaseConsumer> = crate::connect::create_shared(&clients::reader_config(
+            &check_target,
+            &check_spec.progress_group(),
+        ))?;
         worker.run(&|| run_complete(&reader, &keys))
     })
     .await?;
@@ -383,17 +386,21 @@ fn finish_once(
     target: &ConnectionConfig,
     pairs: &[TopicPair],
 ) -> Result<FinalReport> {
-    let status_reader: BaseConsumer =
-        clients::reader_config(target, &format!("{}.status", spec.worker_group())).create()?;
+    let status_reader: BaseConsumer = crate::connect::create(&clients::reader_config(
+        target,
+        &format!("{}.status", spec.worker_group()),
+    ))?;
     let written = |timeout| -> Result<Option<FinalReport>> {
         Ok(status::read(&status_reader, &spec.status_topic(), &spec.run_id, timeout)?.report)
     };
     if let Some(report) = written(READ_TIMEOUT)? {
         return Ok(report);
     }
-    let finisher: BaseProducer =
-        clients::target_producer_config(spec, target, Some(&spec.finisher_transactional_id()))
-            .create()?;
+    let finisher: BaseProducer = crate::connect::create(&clients::target_producer_config(
+        spec,
+        target,
+        Some(&spec.finisher_transactional_id()),
+    ))?;
     // Fences any other worker finishing the same run; whatever it left open is aborted.
     finisher
         .init_transactions(READ_TIMEOUT)
@@ -403,7 +410,8 @@ fn finish_once(
     }
     let groups = groups::translate_all(spec, source, target, pairs, READ_TIMEOUT)?;
     let keys = target_partitions(pairs);
-    let reader: BaseConsumer = clients::reader_config(target, &spec.progress_group()).create()?;
+    let reader: BaseConsumer =
+        crate::connect::create(&clients::reader_config(target, &spec.progress_group()))?;
     let stored = progress::read(&reader, &keys, READ_TIMEOUT)?;
     let report = FinalReport {
         run_id: spec.run_id.clone(),
@@ -436,8 +444,10 @@ async fn show_status(spec: Spec, target: ConnectionConfig, json: bool) -> Result
     // Says "could not reach Kafka at ..." for an unreachable cluster, rather than a missing run.
     connect_admin(&target, "target").await?;
     let s = blocking(move || {
-        let reader: BaseConsumer =
-            clients::reader_config(&target, &format!("{}.status", spec.worker_group())).create()?;
+        let reader: BaseConsumer = crate::connect::create(&clients::reader_config(
+            &target,
+            &format!("{}.status", spec.worker_group()),
+        ))?;
         status::read(&reader, &spec.status_topic(), &spec.run_id, target.timeout)
     })
     .await?;
@@ -482,7 +492,7 @@ async fn translate(
         // With no group there is nothing to record (and the run's topics may not exist).
         if !results.is_empty() {
             let producer: BaseProducer =
-                clients::target_producer_config(&spec, &target, None).create()?;
+                crate::connect::create(&clients::target_producer_config(&spec, &target, None))?;
             status::write_groups(&producer, &spec.status_topic(), &results, target.timeout)?;
         }
         Ok(results)
@@ -543,7 +553,7 @@ async fn withdraw_report(spec: Spec, target: ConnectionConfig) -> Result<ExitCod
     }
     blocking(move || {
         let producer: BaseProducer =
-            clients::target_producer_config(&spec, &target, None).create()?;
+            crate::connect::create(&clients::target_producer_config(&spec, &target, None))?;
         status::withdraw_report(&producer, &topic, target.timeout)
     })
     .await?;
@@ -557,9 +567,10 @@ async fn show_end_offsets(spec: Spec, source: ConnectionConfig, json: bool) -> R
         .flat_map(|p| (0..p.partitions).map(move |i| (p.source.clone(), i)))
         .collect();
     let ends = blocking(move || {
-        let reader: BaseConsumer =
-            clients::reader_config(&source, &format!("{}.offsets", spec.worker_group()))
-                .create()?;
+        let reader: BaseConsumer = crate::connect::create(&clients::reader_config(
+            &source,
+            &format!("{}.offsets", spec.worker_group()),
+        ))?;
         end_offsets(&reader, &keys, source.timeout)
     })
     .await?;

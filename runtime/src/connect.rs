@@ -1,18 +1,100 @@
 //! Connections from the spec. The contract describes clusters without Kafka code; here a
 //! cluster becomes a librdkafka connection, with secrets read from their files or environment
 //! variables at the moment of connecting (they are never in the spec itself).
+//!
+//! Every librdkafka client of the runtime is made with [`create`], [`create_with`] or
+//! [`create_shared`], which for an AWS_MSK_IAM side (SASL/OAUTHBEARER) set the client's first
+//! MSK IAM token at once (missing AWS credentials fail there, with an "MSK IAM: ..." error,
+//! rather than as a connection timeout) and, for shared long-lived clients, keep it fresh
+//! from a thread of their own. Later tokens of a client whose context hands them out
+//! (`SlotContext`, `DeliveryLog`) come from its context when it is polled. All of it is
+//! `ferry_kafka::msk_iam`'s; for other mechanisms these are plain `create` calls.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+use rdkafka::ClientConfig;
+use rdkafka::client::{Client, ClientContext};
+use rdkafka::config::{FromClientConfig, FromClientConfigAndContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
+
+use ferry_kafka::msk_iam;
 use ferry_kafka::{ConnectionConfig, SaslConfig, Secret, TlsConfig};
 use ferry_mirror_api::spec::{ClusterSpec, SaslMechanism, SpecError};
+
+/// A client the runtime makes: a consumer or a producer, and its underlying `Client`.
+pub(crate) trait KafkaClient {
+    type Context: ClientContext + 'static;
+    fn native(&self) -> &Client<Self::Context>;
+}
+
+impl<C: ConsumerContext + 'static> KafkaClient for BaseConsumer<C> {
+    type Context = C;
+    fn native(&self) -> &Client<C> {
+        Consumer::client(self)
+    }
+}
+
+impl<C: ProducerContext + 'static> KafkaClient for BaseProducer<C> {
+    type Context = C;
+    fn native(&self) -> &Client<C> {
+        Producer::client(self)
+    }
+}
+
+/// Sets the first MSK IAM token of a client made from `config` (a no-op for other sides).
+fn authenticate<T: KafkaClient>(client: &T, config: &ClientConfig) -> anyhow::Result<()> {
+    msk_iam::authenticate_from(client.native(), config).with_context(|| {
+        format!(
+            "signing in to {} with AWS_MSK_IAM",
+            config.get("bootstrap.servers").unwrap_or("the cluster")
+        )
+    })
+}
+
+/// A client from `config`, authenticated (MSK IAM) before it is used. For clients used a short
+/// while (a token lasts 15 minutes) or polled with a context that hands out tokens.
+pub(crate) fn create<T>(config: &ClientConfig) -> anyhow::Result<T>
+where
+    T: FromClientConfig + KafkaClient,
+{
+    let client = T::from_config(config)?;
+    authenticate(&client, config)?;
+    Ok(client)
+}
+
+/// [`create`] with a context of the caller's.
+pub(crate) fn create_with<T, C>(config: &ClientConfig, context: C) -> anyhow::Result<T>
+where
+    T: FromClientConfigAndContext<C> + KafkaClient,
+    C: ClientContext,
+{
+    let client = T::from_config_and_context(config, context)?;
+    authenticate(&client, config)?;
+    Ok(client)
+}
+
+/// [`create`] for a client kept for a whole run: with MSK IAM its token is also refreshed
+/// from a thread of its own until the client is dropped, polled or not.
+pub(crate) fn create_shared<T>(config: &ClientConfig) -> anyhow::Result<Arc<T>>
+where
+    T: FromClientConfig + KafkaClient + Send + Sync + 'static,
+{
+    let client = Arc::new(create::<T>(config)?);
+    msk_iam::keep_fresh_from(&client, config, T::native)
+        .context("keeping the AWS_MSK_IAM token fresh")?;
+    Ok(client)
+}
 
 fn mechanism(m: SaslMechanism) -> ferry_kafka::SaslMechanism {
     match m {
         SaslMechanism::Plain => ferry_kafka::SaslMechanism::Plain,
         SaslMechanism::ScramSha256 => ferry_kafka::SaslMechanism::ScramSha256,
         SaslMechanism::ScramSha512 => ferry_kafka::SaslMechanism::ScramSha512,
+        SaslMechanism::AwsMskIam => ferry_kafka::SaslMechanism::AwsMskIam,
     }
 }
 
@@ -53,6 +135,12 @@ pub(crate) fn connection(
     };
     let sasl = match &cluster.sasl {
         None => None,
+        // Tokens signed with the AWS credentials of the worker's own environment.
+        Some(s) if !s.mechanism.uses_password() => Some(SaslConfig {
+            mechanism: mechanism(s.mechanism),
+            username: String::new(),
+            password: Secret::new(String::new()),
+        }),
         Some(s) => {
             let password = match (&s.password_file, &s.password_env) {
                 (Some(path), _) => read("sasl.password_file", path)?

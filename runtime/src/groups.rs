@@ -22,8 +22,10 @@ pub(crate) fn load_mappings(
     target: &ConnectionConfig,
     timeout: Duration,
 ) -> Result<HashMap<PartitionKey, PartitionMapping>> {
-    let reader: BaseConsumer =
-        reader_config(target, &format!("{}.reader", spec.worker_group())).create()?;
+    let reader: BaseConsumer = crate::connect::create(&reader_config(
+        target,
+        &format!("{}.reader", spec.worker_group()),
+    ))?;
     let topic = spec.offsets_topic();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, 0, Offset::Beginning)?;
@@ -63,8 +65,10 @@ pub(crate) fn selected_groups(
     if spec.consumer_groups_regex.is_none() {
         return Ok(Vec::new());
     }
-    let reader: BaseConsumer =
-        reader_config(source, &format!("{}.reader", spec.worker_group())).create()?;
+    let reader: BaseConsumer = crate::connect::create(&reader_config(
+        source,
+        &format!("{}.reader", spec.worker_group()),
+    ))?;
     let list = reader
         .fetch_group_list(None, timeout)
         .context("listing source consumer groups")?;
@@ -85,7 +89,7 @@ pub(crate) fn committed(
     partitions: &[PartitionKey],
     timeout: Duration,
 ) -> Result<HashMap<PartitionKey, i64>> {
-    let consumer: BaseConsumer = reader_config(conn, group).create()?;
+    let consumer: BaseConsumer = crate::connect::create(&reader_config(conn, group))?;
     let mut tpl = TopicPartitionList::new();
     for (t, p) in partitions {
         tpl.add_partition(t, *p);
@@ -126,10 +130,13 @@ pub(crate) fn translate_all(
         .iter()
         .flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i)))
         .collect();
-    let progress_reader: BaseConsumer = reader_config(target, &spec.progress_group()).create()?;
+    let progress_reader: BaseConsumer =
+        crate::connect::create(&reader_config(target, &spec.progress_group()))?;
     let progress = progress::read(&progress_reader, &target_keys, timeout)?;
-    let target_reader: BaseConsumer =
-        reader_config(target, &format!("{}.reader", spec.worker_group())).create()?;
+    let target_reader: BaseConsumer = crate::connect::create(&reader_config(
+        target,
+        &format!("{}.reader", spec.worker_group()),
+    ))?;
 
     let mut results = Vec::new();
     for group in groups {
@@ -205,7 +212,7 @@ fn commit_on_target(
     partitions: &[GroupPartition],
     timeout: Duration,
 ) -> Result<()> {
-    let consumer: BaseConsumer = reader_config(target, group).create()?;
+    let consumer: BaseConsumer = crate::connect::create(&reader_config(target, group))?;
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
         if let Some(t) = p.target_offset {

@@ -144,8 +144,10 @@ fn check_target_topics(
     pairs: &[TopicPair],
     existing: &[TopicPair],
 ) -> Result<()> {
-    let reader: BaseConsumer =
-        clients::reader_config(target, &format!("{}.status", spec.worker_group())).create()?;
+    let reader: BaseConsumer = crate::connect::create(&clients::reader_config(
+        target,
+        &format!("{}.status", spec.worker_group()),
+    ))?;
     let records = status::read_records(&reader, &spec.status_topic(), CHECK_TIMEOUT)?;
     let checked = status::target_checks(&records);
     let unchecked: Vec<&TopicPair> = pairs
@@ -189,7 +191,7 @@ fn check_target_topics(
         .collect();
     if !checks.is_empty() {
         let producer: BaseProducer =
-            clients::target_producer_config(spec, target, None).create()?;
+            crate::connect::create(&clients::target_producer_config(spec, target, None))?;
         status::write_target_checks(&producer, &spec.status_topic(), &checks, CHECK_TIMEOUT)?;
     }
     for t in checked.values().chain(&checks) {
@@ -223,8 +225,10 @@ fn foreign_records(
         .iter()
         .flat_map(|p| (0..p.partitions).map(move |i| (p.target.clone(), i)))
         .collect();
-    let reader: BaseConsumer =
-        clients::reader_config(target, &format!("{}.check", spec.worker_group())).create()?;
+    let reader: BaseConsumer = crate::connect::create(&clients::reader_config(
+        target,
+        &format!("{}.check", spec.worker_group()),
+    ))?;
     let starts = start_offsets(&reader, &keys, CHECK_TIMEOUT)
         .context("listing the target topics' start offsets")?;
     let ends = end_offsets(&reader, &keys, CHECK_TIMEOUT)
@@ -234,7 +238,7 @@ fn foreign_records(
         return Ok(out);
     }
     let progress_reader: BaseConsumer =
-        clients::reader_config(target, &spec.progress_group()).create()?;
+        crate::connect::create(&clients::reader_config(target, &spec.progress_group()))?;
     let owned: Vec<PartitionKey> = with_offsets.iter().map(|k| (*k).clone()).collect();
     let progress = progress::read(&progress_reader, &owned, CHECK_TIMEOUT)?;
     let lookups: BTreeSet<(String, i32, i64)> = with_offsets

@@ -110,7 +110,9 @@ fn lookup_reader(conn: &ConnectionConfig, group: &str) -> Result<Arc<BaseConsume
         .set("queued.min.messages", "100")
         .set("max.partition.fetch.bytes", "262144")
         .set("fetch.wait.max.ms", "100");
-    Ok(Arc::new(config.create()?))
+    // Shared by the verify threads for as long as verification takes: its MSK IAM token is
+    // kept fresh.
+    crate::connect::create_shared(&config)
 }
 
 /// Answers many lookups on one cluster with few reads: lookups at or past a partition's end

@@ -50,6 +50,7 @@ use crate::clients::{
     TRANSACTION_TIMEOUT, reader_config, slots_consumer_config, source_consumer_config,
     target_producer_config,
 };
+use crate::connect::{create_shared, create_with};
 use crate::end_offsets::some_end_offsets;
 use crate::metrics::Metrics;
 use crate::progress::PartitionKey;
@@ -71,13 +72,13 @@ struct Setup {
     target: ConnectionConfig,
     exactly_once: bool,
     /// Reads (and, without transactions, commits) the progress group on the target.
-    progress_client: BaseConsumer,
+    progress_client: Arc<BaseConsumer>,
     /// Reads the progress group without waiting for transactions in flight (see `may_be_complete`).
-    progress_peek: BaseConsumer,
+    progress_peek: Arc<BaseConsumer>,
     /// Reads source end offsets (never joins a group).
-    watermarks: BaseConsumer,
+    watermarks: Arc<BaseConsumer>,
     /// Reads partitions short of their goal with nothing delivered (never joins a group).
-    probe: BaseConsumer,
+    probe: Arc<BaseConsumer>,
     /// Set by a callback that cannot go on; the loop returns it as the worker's error.
     fatal: Mutex<Option<String>>,
 }
@@ -123,14 +124,20 @@ impl Worker {
             spec: spec.clone(),
             target: self.target.clone(),
             exactly_once: spec.exactly_once,
-            progress_client: reader_config(&self.target, &spec.progress_group()).create()?,
-            progress_peek: reader_config(&self.target, &spec.progress_group())
-                .set("isolation.level", "read_uncommitted")
-                .create()?,
-            watermarks: reader_config(&self.source, &format!("{}.watermarks", spec.worker_group()))
-                .create()?,
-            probe: reader_config(&self.source, &format!("{}.probe", spec.worker_group()))
-                .create()?,
+            // Kept for the whole run and not polled: MSK IAM tokens refreshed by a thread.
+            progress_client: create_shared(&reader_config(&self.target, &spec.progress_group()))?,
+            progress_peek: create_shared(
+                reader_config(&self.target, &spec.progress_group())
+                    .set("isolation.level", "read_uncommitted"),
+            )?,
+            watermarks: create_shared(&reader_config(
+                &self.source,
+                &format!("{}.watermarks", spec.worker_group()),
+            ))?,
+            probe: create_shared(&reader_config(
+                &self.source,
+                &format!("{}.probe", spec.worker_group()),
+            ))?,
             fatal: Mutex::new(None),
         });
         let partitions = control::source_partitions(&setup.watermarks, &self.topics, CALL_TIMEOUT)?;
@@ -149,11 +156,9 @@ impl Worker {
             "work split into slots"
         );
         let owned: Arc<Mutex<Owned>> = Arc::default();
-        let consumer: Arc<BaseConsumer> = Arc::new(
-            source_consumer_config(spec, &self.source)
-                .create()
-                .context("creating the source consumer")?,
-        );
+        let consumer: Arc<BaseConsumer> =
+            create_shared(&source_consumer_config(spec, &self.source))
+                .context("creating the source consumer")?;
         let context = SlotContext {
             setup: Arc::clone(&setup),
             owned: Arc::clone(&owned),
@@ -162,10 +167,11 @@ impl Worker {
             source: Arc::clone(&consumer),
         };
         let join = |context: SlotContext| -> Result<BaseConsumer<SlotContext>> {
-            let c: BaseConsumer<SlotContext> =
-                slots_consumer_config(spec, &self.target, &self.worker_id)
-                    .create_with_context(context)
-                    .context("creating the slots consumer")?;
+            let c: BaseConsumer<SlotContext> = create_with(
+                &slots_consumer_config(spec, &self.target, &self.worker_id),
+                context,
+            )
+            .context("creating the slots consumer")?;
             c.subscribe(&[&spec.slots_topic()])
                 .context("joining the run's slots group")?;
             Ok(c)
@@ -173,8 +179,8 @@ impl Worker {
         let mut slots_consumer = join(context.clone())?;
         let (mut group_errors, mut source_errors) = (ErrorLog::default(), ErrorLog::default());
         let mut fenced_at: Vec<Instant> = Vec::new();
-        let status_producer: BaseProducer =
-            target_producer_config(spec, &self.target, None).create()?;
+        let status_producer: Arc<BaseProducer> =
+            create_shared(&target_producer_config(spec, &self.target, None))?;
 
         let limits = Limits::new(&spec.tuning, TRANSACTION_TIMEOUT);
         let status_every = Duration::from_millis(spec.tuning.status_interval_ms);

@@ -26,6 +26,7 @@ use super::split::Split;
 use super::transaction::{DeliveryLog, end_in_parallel, record_outcome};
 use super::{CALL_TIMEOUT, Setup};
 use crate::clients::target_producer_config;
+use crate::connect::create_with;
 use crate::end_offsets::end_offsets;
 use crate::metrics::Metrics;
 use crate::progress::{self, PartitionKey};
@@ -41,7 +42,17 @@ pub(crate) struct SlotContext {
     pub source: Arc<BaseConsumer>,
 }
 
-impl ClientContext for SlotContext {}
+impl ClientContext for SlotContext {
+    // MSK IAM tokens when the target side says AWS_MSK_IAM (a no-op otherwise): the slots
+    // consumer is polled by the worker's loop, which serves librdkafka's refresh requests.
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+    fn generate_oauth_token(
+        &self,
+        oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        ferry_kafka::msk_iam::oauth_token(oauthbearer_config)
+    }
+}
 
 impl ConsumerContext for SlotContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RespErr, tpl: &mut TopicPartitionList) {
@@ -158,12 +169,16 @@ fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCop
             .map(|&slot| {
                 scope.spawn(move || -> Result<BaseProducer<DeliveryLog>> {
                     let txn_id = spec.slot_transactional_id(slot);
-                    let producer: BaseProducer<DeliveryLog> = target_producer_config(
-                        spec,
-                        &setup.target,
-                        setup.exactly_once.then_some(txn_id.as_str()),
+                    // The first MSK IAM token now (init_transactions does not poll); later
+                    // ones from DeliveryLog when the copy loop polls the producer.
+                    let producer: BaseProducer<DeliveryLog> = create_with(
+                        &target_producer_config(
+                            spec,
+                            &setup.target,
+                            setup.exactly_once.then_some(txn_id.as_str()),
+                        ),
+                        DeliveryLog::default(),
                     )
-                    .create_with_context(DeliveryLog::default())
                     .context("creating a target producer")?;
                     if setup.exactly_once {
                         producer

@@ -35,7 +35,17 @@ pub(crate) struct DeliveryLog {
     failure: Mutex<Option<String>>,
 }
 
-impl ClientContext for DeliveryLog {}
+impl ClientContext for DeliveryLog {
+    // MSK IAM tokens when the target side says AWS_MSK_IAM (a no-op otherwise), handed out
+    // whenever the copy loop polls or flushes the slot's producer.
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+    fn generate_oauth_token(
+        &self,
+        oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        ferry_kafka::msk_iam::oauth_token(oauthbearer_config)
+    }
+}
 
 impl ProducerContext for DeliveryLog {
     type DeliveryOpaque = Box<Sent>;
