@@ -1,23 +1,17 @@
-"""A running ferry_mirror with a SASL source, planned again after its status moved on.
+"""A running ferry_mirror with a SASL source whose password is a sensitive variable: planned
+again after its status moved on, updated in place and destroyed, through both CLIs.
 
-Terraform 1.0.3 panics ("value is marked, so must be unmarked first", format/diff.go
-writeNestedBlockDiffs) whenever it renders a change of a resource where a value the
-configuration marked sensitive (a `sensitive = true` variable, a provider-sensitive attribute of
-another resource) sits inside a single-nested block: `new.Equals(old)` on the block object meets
-the deep mark. A running mirror's status changes on every refresh, so its "Objects have changed
-outside of Terraform" report crashes every plan; a real update of such a mirror crashes the same
-way (and so does every Kafka resource's `cluster { sasl { ... } }`). OpenTofu renders both, as
-does Terraform's structured renderer (1.4 on). The provider cannot remove marks that come from the
-configuration; list blocks (max one item) or nested attributes would avoid the code path. Until
-the connection blocks stop being single-nested, Terraform 1.0.3 users pass the password through
-nonsensitive(): the attribute stays sensitive in the schema, so plans still redact it. The first
-test is a strict xfail under such a Terraform: it passes once the schema no longer panics it.
+Terraform before 1.4 panics ("value is marked, so must be unmarked first", format/diff.go
+writeNestedBlockDiffs) rendering any change of a resource where a value the configuration marked
+sensitive sits inside a single-nested block: `new.Equals(old)` on the block object meets the deep
+mark. A running mirror's status changes on every refresh, so its "Objects have changed outside of
+Terraform" report crashed every plan, and updates and destroys crashed the same way. Single
+blocks are now list blocks of at most one on the wire (tfplugin's `wire` module), which that
+renderer compares item by item without the panic; these tests keep it that way.
 """
 
 import json
 import time
-
-import pytest
 
 from conftest import peer
 from mirror_util import MIRROR, create_topic, produce, read_partition
@@ -106,23 +100,11 @@ def run_and_move_status(cli, tmp_path, password_expr):
     return topic, run_id, state_dir, env, password, before
 
 
-def legacy_renderer(cli):
-    """Terraform before 1.4 renders plans with format/diff.go, the code that panics."""
-    version = json.loads(cli.run("version", "-json").stdout)["terraform_version"]
-    return cli.name == "terraform" and tuple(int(x) for x in version.split(".")[:2]) < (1, 4)
-
-
-def test_running_sasl_mirror_plans_after_its_status_moved(cli, tmp_path, request):
-    if legacy_renderer(cli):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="Terraform 1.0.3 panics rendering a change of a single-nested block holding a "
-                "sensitive-marked value (go-cty 1.9.0 Value.Equals on deep marks)",
-            )
-        )
+def test_running_sasl_mirror_plans_updates_and_destroys_with_a_sensitive_password(cli, tmp_path):
     try:
-        _, _, _, env, password, before = run_and_move_status(cli, tmp_path, "var.source_password")
+        topic, run_id, state_dir, env, password, before = run_and_move_status(
+            cli, tmp_path, "var.source_password"
+        )
         plan = cli.plan(extra_env=env)
         assert PANIC not in plan.output, plan.output[-4000:]
         # The refresh's changes are shown (the output reads records_copied); nothing to do.
@@ -133,29 +115,29 @@ def test_running_sasl_mirror_plans_after_its_status_moved(cli, tmp_path, request
         assert password not in refreshed.output
         after = json.loads(cli.run("output", "-json", "records_copied").stdout)
         assert after > before
-        cli.destroy(extra_env=env)
-    finally:
-        kill_workers(tmp_path / "ferry-state")
 
+        # The blocks are lists of one in state; the password is there, but never shown.
+        state = json.loads(cli.run("show", "-json").stdout)
+        (m,) = state["values"]["root_module"]["resources"]
+        source = m["values"]["source"]
+        assert isinstance(source, list) and len(source) == 1, source
+        assert source[0]["sasl"][0]["password"] == password
+        assert m["values"]["target"][0]["sasl"] == []
 
-def test_nonsensitive_password_workaround_plans_drift_and_updates(cli, tmp_path):
-    """The Terraform 1.0.3 workaround: no mark reaches the state, the schema still redacts."""
-    try:
-        topic, run_id, state_dir, env, password, _ = run_and_move_status(
-            cli, tmp_path, "nonsensitive(var.source_password)"
-        )
-        plan = cli.plan(extra_env=env)
-        assert PANIC not in plan.output, plan.output[-4000:]
-        assert plan.returncode == 2 and "ferry_mirror.m has" in plan.output, plan.output
-        assert "records_copied" in plan.output and "will be updated" not in plan.output, plan.output
-        assert password not in plan.output
-
-        # A real in-place update renders too, the password redacted.
-        cli.write("main.tf", config(topic, run_id, state_dir, "nonsensitive(var.source_password)", 2))
+        # A real in-place update renders and applies, the password redacted.
+        cli.write("main.tf", config(topic, run_id, state_dir, "var.source_password", 2))
         plan = cli.plan(extra_env=env)
         assert PANIC not in plan.output, plan.output[-4000:]
         assert plan.returncode == 2 and "will be updated in-place" in plan.output, plan.output
-        assert password not in plan.output
-        cli.destroy(extra_env=env)
+        assert password not in plan.output, plan.output
+        updated = cli.apply(timeout=240, extra_env=env)
+        assert PANIC not in updated.output and password not in updated.output
+        assert "0 added, 1 changed, 0 destroyed" in updated.output, updated.output
+        assert cli.plan(extra_env=env).returncode in (0, 2)
+
+        # So does the destroy plan.
+        destroyed = cli.destroy(extra_env=env)
+        assert PANIC not in destroyed.output and password not in destroyed.output
+        assert "1 destroyed" in destroyed.output, destroyed.output
     finally:
         kill_workers(tmp_path / "ferry-state")
