@@ -75,13 +75,13 @@ impl Resource<FerryData> for MirrorResource {
             );
         }
         for (side, block) in [("source", &config.source), ("target", &config.target)] {
-            let resolved = connection::parse(
+            // Every mechanism the provider speaks, AWS_MSK_IAM included, is the workers' too.
+            connection::parse(
                 block,
                 Origin::ClusterBlock,
                 &AttributePath::root(side),
                 diags,
             );
-            refuse_msk_iam_for_workers(side, &resolved, diags);
         }
     }
 
@@ -282,25 +282,6 @@ fn kubernetes_drift(m: &MirrorModel) -> Vec<String> {
         .and_then(|l| l.kubernetes.known())
         .and_then(|k| k.drift.known().cloned())
         .unwrap_or_default()
-}
-
-/// The provider's own connections sign in with MSK IAM, but ferry-mirror's workers do not
-/// yet (their clients must take tokens too): refuse it here rather than start workers that
-/// wait for a token until they time out.
-fn refuse_msk_iam_for_workers(side: &str, resolved: &Resolved, diags: &mut Diagnostics) {
-    if let Resolved::Known(c) = resolved
-        && c.sasl
-            .as_ref()
-            .is_some_and(|s| s.mechanism == ferry_kafka::SaslMechanism::AwsMskIam)
-    {
-        diags.attribute_error(
-            AttributePath::root(side).attr("sasl").attr("mechanism"),
-            "MSK IAM is not supported by ferry-mirror workers yet",
-            "ferry_topic, ferry_acl and the provider's other Kafka resources sign in with \
-             AWS_MSK_IAM, but the mirror's workers do not yet. Use SASL/SCRAM (SCRAM-SHA-512, \
-             MSK's port 9096) for the mirror's clusters for now.",
-        );
-    }
 }
 
 /// One launcher at a time; in-cluster configuration excludes a kubeconfig.
@@ -973,5 +954,53 @@ mod tests {
             .clone();
         assert_eq!(sasl.password, Tf::Known("pw".into()));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn msk_iam_is_accepted_on_both_sides_and_still_checked() {
+        use crate::kafka::connection::{ConnectionModel, SaslModel, TlsModel};
+        let iam = |username: Tf<String>| {
+            Tf::Known(ConnectionModel {
+                bootstrap_servers: Tf::Known(vec![
+                    "b-1.orders.abc123.c2.kafka.eu-west-1.amazonaws.com:9098".into(),
+                ]),
+                tls: Tf::Known(TlsModel::default()),
+                sasl: Tf::Known(SaslModel {
+                    mechanism: Tf::Known("AWS_MSK_IAM".into()),
+                    username,
+                    password: Tf::Null,
+                }),
+                ..ConnectionModel::default()
+            })
+        };
+        let model = MirrorModel {
+            topics: Tf::Known(vec!["orders".into()]),
+            source: iam(Tf::Null),
+            target: iam(Tf::Null),
+            ..MirrorModel::default()
+        };
+        let mut diags = Diagnostics::default();
+        MirrorResource.validate(&model, &mut diags);
+        assert!(diags.0.is_empty(), "{:?}", diags.0);
+
+        // What AWS_MSK_IAM does not take is still refused, on the attribute.
+        let model = MirrorModel {
+            target: iam(Tf::Known("admin".into())),
+            ..model
+        };
+        let mut diags = Diagnostics::default();
+        MirrorResource.validate(&model, &mut diags);
+        assert!(diags.has_errors());
+        let e = &diags.0[0];
+        assert_eq!(
+            e.path.clone().unwrap().to_string(),
+            "target.sasl.username",
+            "{e:?}"
+        );
+        assert!(
+            e.detail
+                .contains("AWS_MSK_IAM signs in with AWS credentials"),
+            "{e:?}"
+        );
     }
 }

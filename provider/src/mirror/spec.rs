@@ -88,12 +88,25 @@ pub fn build(
                     .map(|k| secret("key.pem", k.expose())),
                 insecure_skip_verify: t.insecure_skip_verify,
             }),
-            sasl: c.sasl.as_ref().map(|s| SaslSpec {
-                mechanism: SaslMechanism::parse(s.mechanism.name())
-                    .unwrap_or(SaslMechanism::ScramSha512),
-                username: s.username.clone(),
-                password_file: Some(secret("password", s.password.expose())),
-                password_env: None,
+            sasl: c.sasl.as_ref().map(|s| match s.mechanism {
+                // The workers sign in with the AWS credentials of their own environment:
+                // nothing about them is in the spec or a secret file.
+                ferry_kafka::SaslMechanism::AwsMskIam => SaslSpec {
+                    mechanism: SaslMechanism::AwsMskIam,
+                    username: String::new(),
+                    password_file: None,
+                    password_env: None,
+                },
+                m => SaslSpec {
+                    mechanism: match m {
+                        ferry_kafka::SaslMechanism::Plain => SaslMechanism::Plain,
+                        ferry_kafka::SaslMechanism::ScramSha256 => SaslMechanism::ScramSha256,
+                        _ => SaslMechanism::ScramSha512,
+                    },
+                    username: s.username.clone(),
+                    password_file: Some(secret("password", s.password.expose())),
+                    password_env: None,
+                },
             }),
             timeout_seconds: Some(c.timeout.as_secs().max(1)),
         }
@@ -177,7 +190,11 @@ pub fn cluster_model(
             .as_ref()
             .map(|s| SaslModel {
                 mechanism: Tf::Known(s.mechanism.name().to_string()),
-                username: Tf::Known(s.username.clone()),
+                username: if s.mechanism.uses_password() {
+                    Tf::Known(s.username.clone())
+                } else {
+                    Tf::Null
+                },
                 password: file(&s.password_file),
             })
             .into(),
@@ -293,5 +310,48 @@ mod tests {
         let docs = build(&m, "r1", &source, &target, Path::new("/run")).unwrap();
         assert_eq!((docs.spec.tuning.slots, docs.spec.version), (8, 3));
         assert!(docs.spec_json().contains("\"slots\": 8"));
+    }
+
+    #[test]
+    fn msk_iam_reaches_the_spec_as_version_4_with_no_secret() {
+        let source = ConnectionConfig::plaintext("a:9092");
+        let mut target =
+            ConnectionConfig::plaintext("b-1.orders.abc123.c2.kafka.eu-west-1.amazonaws.com:9098");
+        target.tls = Some(Default::default());
+        target.sasl = Some(SaslConfig {
+            mechanism: ferry_kafka::SaslMechanism::AwsMskIam,
+            username: String::new(),
+            password: Secret::new(""),
+        });
+        let docs = build(&model(), "r1", &source, &target, Path::new("/run")).unwrap();
+        assert_eq!(
+            docs.spec.version, 4,
+            "a worker that cannot sign in refuses it"
+        );
+        let sasl = docs.spec.target.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::AwsMskIam);
+        assert_eq!(
+            (
+                sasl.username.as_str(),
+                &sasl.password_file,
+                &sasl.password_env
+            ),
+            ("", &None, &None)
+        );
+        assert!(docs.secrets.is_empty(), "{:?}", docs.secrets.len());
+        let json = docs.spec_json();
+        assert!(json.contains("\"AWS_MSK_IAM\""), "{json}");
+        assert!(
+            !json.contains("AWS_ACCESS") && !json.contains("username"),
+            "{json}"
+        );
+        // The workers read it back as written.
+        assert_eq!(Spec::parse(&json).unwrap(), docs.spec);
+
+        // Import gives back the block as configured: the mechanism alone.
+        let back = cluster_model(&docs.spec.target, &|_| None);
+        let sasl = back.sasl.known().unwrap();
+        assert_eq!(sasl.mechanism, Tf::Known("AWS_MSK_IAM".to_string()));
+        assert!(sasl.username.is_null() && sasl.password.is_null());
     }
 }

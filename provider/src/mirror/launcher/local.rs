@@ -102,15 +102,23 @@ impl LocalLauncher {
     }
 }
 
+/// Variables of Terraform's environment the workers do not get: Terraform variables and the
+/// provider's SASL password variables (the workers read passwords from the run's files).
+fn withheld_from_workers(key: &str) -> bool {
+    key.starts_with("TF_VAR_") || key.starts_with("FERRY_KAFKA_SASL_")
+}
+
 impl LocalLauncher {
     /// A command for `ferry-mirror`, detached from Terraform: no inherited pipes, no secrets
-    /// from Terraform's environment (workers read theirs from the 0600 files).
+    /// from Terraform's environment (workers read theirs from the 0600 files). The rest of the
+    /// environment is inherited as it is, never logged: AWS_MSK_IAM workers sign in with the
+    /// AWS credential chain of this environment (`AWS_PROFILE`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// web identity, the shared config files under `HOME`...), as the provider itself does.
     fn command(&self) -> Command {
         let mut command = Command::new(&self.binary);
         command.stdin(Stdio::null());
         for (key, _) in std::env::vars_os() {
-            let k = key.to_string_lossy();
-            if k.starts_with("TF_VAR_") || k.starts_with("FERRY_KAFKA_SASL_") {
+            if withheld_from_workers(&key.to_string_lossy()) {
                 command.env_remove(&key);
             }
         }
@@ -361,6 +369,41 @@ mod tests {
     use super::*;
     use crate::mirror::model::MirrorModel;
     use ferry_kafka::{ConnectionConfig, SaslConfig, SaslMechanism, Secret};
+
+    #[test]
+    fn workers_inherit_the_aws_credential_chain_but_not_terraform_secrets() {
+        for withheld in ["TF_VAR_password", "FERRY_KAFKA_SASL_PASSWORD"] {
+            assert!(withheld_from_workers(withheld), "{withheld}");
+        }
+        for kept in [
+            "AWS_PROFILE",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            "AWS_EC2_METADATA_DISABLED",
+            "HOME",
+        ] {
+            assert!(
+                !withheld_from_workers(kept),
+                "{kept} must reach the workers"
+            );
+        }
+        // Only removals are recorded on the command: nothing is set from the spec or model.
+        let launcher = LocalLauncher::new(Path::new("/nonexistent"), "r1", PathBuf::from("x"));
+        for (key, value) in launcher.command().get_envs() {
+            assert!(value.is_none(), "{key:?} set on the worker command");
+            assert!(withheld_from_workers(&key.to_string_lossy()), "{key:?}");
+        }
+    }
 
     #[tokio::test]
     async fn destroy_removes_the_credential_files_and_keeps_the_spec() {
