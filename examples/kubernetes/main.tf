@@ -120,6 +120,6 @@ output "mirror" {
     state          = ferry_mirror.migration.state
     records_copied = ferry_mirror.migration.records_copied
     lag            = ferry_mirror.migration.lag
-    drift          = ferry_mirror.migration.launcher.kubernetes.drift
+    drift          = ferry_mirror.migration.launcher[0].kubernetes[0].drift
   }
 }

@@ -441,10 +441,7 @@ resource "ferry_mirror" "m" {
     sasl {
       mechanism = "SCRAM-SHA-512"
       username  = ferry_scram_user.canary.name
-      # nonsensitive(): Terraform 1.0 panics rendering drift in a block holding a value the
-      # configuration marks sensitive (docs/index.md, Known Issues); the schema still marks
-      # the attribute sensitive.
-      password  = nonsensitive(var.canary)
+      password  = var.canary
     }
   }
   topics      = var.topics
