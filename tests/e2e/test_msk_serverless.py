@@ -246,7 +246,7 @@ def test_msk_serverless_example_plans_what_it_says(cli):
     after = change["change"]["after"]
     assert after["cluster_name"] == name
     assert after["tags"] == {"managed-by": "ferry"}
-    assert after["client_authentication"] == {"sasl": {"iam": True}}, after
+    assert after["client_authentication"] == [{"sasl": [{"iam": True}]}], after
     assert after["vpc_config"][0]["subnet_ids"] == ["subnet-3a", "subnet-3b"]
     unknown = change["change"]["after_unknown"]
     assert unknown["vpc_config"][0]["security_group_ids"] is True
