@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 PEERS := tests/peers
+K8S_PEER := tests/peers/k8s
 PY := $(CURDIR)/.peers/venv/bin/python
 
-.PHONY: demo test install-peers peers stop-peers build lint unit e2e bench-mirror bench-plan docs docs-check
+.PHONY: demo test install-peers peers stop-peers build lint unit e2e e2e-kafka e2e-k8s bench-mirror bench-plan docs docs-check
 
 ## Installs Kafka jars, Terraform 1.0.3, OpenTofu, moto and Python test tools into .peers/.
 install-peers:
@@ -38,15 +39,36 @@ docs-check: install-peers
 unit:
 	cargo test --workspace
 
-## End-to-end tests through the real CLIs; expects running peers (make peers).
-e2e: build
-	source .peers/env && cargo test -p ferry-kafka -- --ignored --skip real_msk
-	source .peers/env && cd tests/e2e && $(PY) -m pytest -q -p no:cacheprovider -ra
+## End-to-end tests through the real CLIs; expects running peers (make peers). The Kafka/MSK ones
+## first, then the Kubernetes ones on the k8s peer, which e2e-k8s starts and stops itself.
+e2e: e2e-kafka e2e-k8s
 
-## Everything CI runs: set-up, lint, unit tests, peers, end-to-end tests, peers stopped.
-test: install-peers
-	$(MAKE) build lint unit
-	trap '$(CURDIR)/$(PEERS)/stop.sh' EXIT; $(PEERS)/start.sh && $(MAKE) e2e
+## Every end-to-end test but those marked k8s; expects running peers (make peers).
+e2e-kafka: build
+	source .peers/env && cargo test -p ferry-kafka -- --ignored --skip real_msk
+	source .peers/env && cd tests/e2e && $(PY) -m pytest -q -p no:cacheprovider -ra -m "not k8s"
+
+## The Kubernetes end-to-end tests (marker k8s); expects the Kafka peers running (make peers).
+## Waits for the k8s binaries' background build (`make test` starts it) or builds them here
+## (a no-op when the per-machine cache is warm), starts the k8s peer, imports the runtime image,
+## runs the tests (a missing peer fails them: FERRY_REQUIRE_K8S=1), stops the peer whatever happens.
+e2e-k8s: build
+	$(K8S_PEER)/build-bg.sh wait
+	$(K8S_PEER)/install.sh
+	trap '$(CURDIR)/$(K8S_PEER)/stop.sh' EXIT; $(K8S_PEER)/start.sh && \
+	  $(K8S_PEER)/image.sh --binary target/debug/ferry-mirror --name ferry.local/ferry-mirror:dev && \
+	  source .peers/env && cd tests/e2e && \
+	  FERRY_REQUIRE_K8S=1 FERRY_K8S_IMAGE_IMPORTED=1 $(PY) -m pytest -q -p no:cacheprovider -ra -m k8s
+
+## Everything CI runs: set-up, lint, unit tests, peers, end-to-end tests, peers stopped. The k8s
+## peer's Go build (~20 min cold, once per machine) starts first, in the background under
+## `nice -n 19` (log: .peers/k8s-build/log), overlapping the Rust build and the Kafka e2e; the
+## Kubernetes tests run last, after waiting for it. A failed background build fails `make test`.
+test:
+	$(K8S_PEER)/build-bg.sh start
+	$(MAKE) install-peers build lint unit || { $(K8S_PEER)/build-bg.sh stop; exit 1; }
+	trap '$(CURDIR)/$(PEERS)/stop.sh; $(CURDIR)/$(K8S_PEER)/build-bg.sh stop' EXIT; \
+	  $(PEERS)/start.sh && $(MAKE) e2e
 
 ## The local demo: peers, provider build, `terraform apply` of examples/topics, the result.
 demo: install-peers build
@@ -63,13 +85,14 @@ bench-mirror: install-peers
 
 .PHONY: k8s-peer stop-k8s-peer
 
-## Opt-in, not part of `make peers`/`make test` yet: builds the k8s peer once per machine (Go build
-## of kube-apiserver & co. into ~/.cache/ferry-peers, ~20+ min cold) and starts a one-node
-## Kubernetes on loopback (etcd, control plane, containerd, kubelet); writes .peers/k8s/env.
+## For running the Kubernetes tests by hand (`make test` and `make e2e-k8s` start and stop it
+## themselves): builds the k8s peer once per machine (Go build of kube-apiserver & co. into
+## ~/.cache/ferry-peers, ~20 min cold) and starts a one-node Kubernetes on loopback (etcd,
+## control plane, containerd, kubelet); writes .peers/k8s/env.
 k8s-peer:
-	tests/peers/k8s/install.sh
-	tests/peers/k8s/start.sh
+	$(K8S_PEER)/install.sh
+	$(K8S_PEER)/start.sh
 
 ## Stops exactly what `make k8s-peer` started, with its containers and mounts.
 stop-k8s-peer:
-	tests/peers/k8s/stop.sh
+	$(K8S_PEER)/stop.sh

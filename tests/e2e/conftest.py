@@ -45,6 +45,44 @@ def _peer_env():
 PEERS = _peer_env()
 
 
+def _k8s_env():
+    """FERRY_K8S_*: from the environment, else from .peers/k8s/env (written by
+    tests/peers/k8s/start.sh, removed by stop.sh)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("FERRY_K8S_")}
+    path = REPO / ".peers" / "k8s" / "env"
+    if "FERRY_K8S_KUBECONFIG" not in env and path.exists():
+        for line in path.read_text().splitlines():
+            if line.startswith("export FERRY_K8S_"):
+                key, _, value = line[len("export "):].partition("=")
+                env.setdefault(key, value.strip('"'))
+    return env
+
+
+# The k8s peer (tests/peers/k8s/). Tests that need it carry the `k8s` marker. `make test` (and
+# `make e2e-k8s`) start the peer and set FERRY_REQUIRE_K8S=1: a missing peer is then a failure.
+# A pytest run by hand without the peer skips them.
+K8S = _k8s_env()
+K8S_REQUIRED = os.environ.get("FERRY_REQUIRE_K8S") == "1"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "k8s: needs the k8s peer (make k8s-peer); skipped when it is not running unless "
+        "FERRY_REQUIRE_K8S=1 (make test), which makes that a failure",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("k8s") is None or K8S.get("FERRY_K8S_KUBECONFIG"):
+        return
+    why = "the k8s peer is not running (FERRY_K8S_KUBECONFIG unset, no .peers/k8s/env)"
+    if K8S_REQUIRED:
+        pytest.fail(f"{why}, and FERRY_REQUIRE_K8S=1 says it must be (make test starts it)", pytrace=False)
+    pytest.skip(f"{why}: start it with `make k8s-peer`, stop it with `make stop-k8s-peer`")
+
+
 def peer(name):
     value = PEERS.get(name)
     if not value:

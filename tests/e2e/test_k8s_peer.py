@@ -6,8 +6,8 @@ ConfigMap; a Job of two worker pods (host networking, so they reach Kafka on 127
 a topic from cluster A to cluster B. The test talks to the API server with the Python standard
 library (HTTPS, bearer token, the peer's CA), not kubectl.
 
-The k8s peer is opt-in for now (`make k8s-peer`; `make test` does not start it yet), so this test
-is skipped when it is not running.
+`make test` builds and starts the k8s peer and runs this last (`make e2e-k8s`); a pytest run by hand
+skips it when the peer is not running (`make k8s-peer` starts it).
 """
 
 import json
@@ -22,31 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, peer
+from conftest import K8S, REPO, peer
 from mirror_util import MIRROR, commit_group, committed, contents, create_topic, produce, read_partition
 
 
-def _k8s_env():
-    """FERRY_K8S_*: from the environment, else from .peers/k8s/env (written by
-    tests/peers/k8s/start.sh, removed by stop.sh)."""
-    env = {k: v for k, v in os.environ.items() if k.startswith("FERRY_K8S_")}
-    path = REPO / ".peers" / "k8s" / "env"
-    if "FERRY_K8S_KUBECONFIG" not in env and path.exists():
-        for line in path.read_text().splitlines():
-            if line.startswith("export FERRY_K8S_"):
-                key, _, value = line[len("export "):].partition("=")
-                env.setdefault(key, value.strip('"'))
-    return env
-
-
-K8S = _k8s_env()
-
-pytestmark = pytest.mark.skipif(
-    not K8S.get("FERRY_K8S_KUBECONFIG"),
-    reason="the k8s peer is not running (FERRY_K8S_KUBECONFIG unset, no .peers/k8s/env): it is opt-in "
-    "until the Kubernetes launcher's e2e test exists; start it with `make k8s-peer` "
-    "(tests/peers/k8s/install.sh + start.sh)",
-)
+# Needs the k8s peer: skipped without it, a failure under `make test` (see conftest.py).
+pytestmark = pytest.mark.k8s
 
 IMAGE = "ferry.local/ferry-mirror:dev"
 
@@ -94,7 +75,10 @@ def k8s():
 
 @pytest.fixture(scope="module")
 def image():
-    """The runtime image from the debug binary, imported into the peer's containerd."""
+    """The runtime image from the debug binary, imported into the peer's containerd (`make e2e-k8s`
+    imports it before pytest and says so with FERRY_K8S_IMAGE_IMPORTED=1)."""
+    if os.environ.get("FERRY_K8S_IMAGE_IMPORTED") == "1":
+        return IMAGE
     if not MIRROR.exists():
         pytest.fail(f"{MIRROR} is missing: cargo build -p ferry-mirror")
     proc = subprocess.run(

@@ -51,8 +51,12 @@ mkdir -p "$WRAP" "$BIN"
 
 # The staging modules: every `k8s.io/x => ./staging/src/k8s.io/x` of
 # kubernetes's own go.mod at this version.
-gomod_file="$(cd / && GOWORK=off go mod download -json "k8s.io/kubernetes@$K8S_VERSION" |
-  sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+dl_json="$(cd / && GOWORK=off go mod download -json "k8s.io/kubernetes@$K8S_VERSION" 2>&1)" || {
+  echo "build-kube.sh: go mod download k8s.io/kubernetes@$K8S_VERSION failed:" >&2
+  echo "$dl_json" >&2
+  exit 1
+}
+gomod_file="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' <<<"$dl_json")"
 [[ -f "$gomod_file" ]] || { echo "build-kube.sh: no go.mod for k8s.io/kubernetes@$K8S_VERSION" >&2; exit 1; }
 mapfile -t staging < <(sed -n 's#^[[:space:]]*\(k8s\.io/[^ ]*\) => \./staging/src/.*#\1#p' "$gomod_file")
 [[ ${#staging[@]} -gt 10 ]] || { echo "build-kube.sh: found only ${#staging[@]} staging modules" >&2; exit 1; }
