@@ -666,6 +666,21 @@ fn last_reason(events: &[ConnectionEvent]) -> Option<String> {
 /// What to check after a refusal, from librdkafka's report.
 fn refusal_hint(cause: Refusal, detail: &str) -> String {
     match cause {
+        // AWS_MSK_IAM is librdkafka's OAUTHBEARER with ferry's signed token.
+        Refusal::Authentication
+            if detail.contains("OAUTHBEARER") && detail.contains("Unsupported SASL mechanism") =>
+        {
+            "the broker refused the AWS_MSK_IAM (SASL/OAUTHBEARER) sign-in: this listener does \
+             not offer OAUTHBEARER. MSK's IAM listeners are on port 9098 (9198 for public \
+             access); other listeners take SCRAM or TLS"
+                .into()
+        }
+        Refusal::Authentication if detail.contains("OAUTHBEARER") => {
+            "the broker refused the AWS_MSK_IAM (SASL/OAUTHBEARER) token; check that the AWS \
+             identity found by the credential chain may kafka-cluster:Connect to this cluster, \
+             that the region is the cluster's and that the clock is right"
+                .into()
+        }
         Refusal::Authentication => "the broker refused the SASL credentials; check the \
              mechanism, user name and password (the user must exist for that mechanism)"
             .into(),
@@ -783,6 +798,15 @@ mod tests {
         assert_eq!(cause, Refusal::Tls);
         assert!(refusal_hint(cause, &detail).contains("tls.ca_cert"));
         assert!(refusal_hint(Refusal::Authentication, auth).contains("password"));
+        let iam = "sasl_ssl://b-1:9096/bootstrap: SASL OAUTHBEARER mechanism handshake failed: \
+                   Broker: Unsupported SASL mechanism: broker's supported mechanisms: SCRAM-SHA-512";
+        let hint = refusal_hint(Refusal::Authentication, iam);
+        assert!(hint.contains("AWS_MSK_IAM") && hint.contains("9098"), "{hint}");
+        let hint = refusal_hint(
+            Refusal::Authentication,
+            "SASL authentication error: [OAUTHBEARER] Access denied",
+        );
+        assert!(hint.contains("kafka-cluster:Connect"), "{hint}");
     }
 
     #[test]

@@ -204,18 +204,3 @@ def test_bad_credentials_are_named_promptly(cli, row_id, request):
         assert phrase in out.flat, f"{phrase!r} missing: {out.flat}"
     if row.secret:
         assert row.secret not in out.output
-
-
-def test_msk_iam_is_refused_for_the_mirrors_workers(cli):
-    cli.write(
-        "main.tf",
-        HEADER
-        + 'resource "ferry_mirror" "m" {\n  topics = ["t"]\n'
-        + f'  source {{\n    bootstrap_servers = ["{peer("FERRY_KAFKA_A")}"]\n  }}\n'
-        + '  target {\n    bootstrap_servers = ["b-1.example:9098"]\n    tls {}\n'
-        + '    sasl {\n      mechanism = "AWS_MSK_IAM"\n    }\n  }\n}\n',
-    )
-    cli.init()
-    out = cli.run("validate", "-no-color", expect=1)
-    assert out.flat.count("Error:") == 1, out.flat
-    assert "MSK IAM is not supported by ferry-mirror workers yet" in out.flat, out.flat

@@ -315,3 +315,181 @@ pub(crate) fn record_outcome(metrics: &Metrics, slot: u32, outcome: &CommitOutco
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use rdkafka::client::ClientContext;
+    use rdkafka::producer::{BaseProducer, Producer};
+
+    use super::DeliveryLog;
+    use crate::clients::target_producer_config;
+    use crate::copier::rebalance::SlotContext;
+    use ferry_mirror_api::spec::Spec;
+
+    const AKID: &str = "AKIDFERRYRUNTIME";
+    const SECRET: &str = "ferry-runtime-secret-never-sent";
+
+    #[test]
+    fn the_runtime_contexts_hand_out_msk_iam_tokens() {
+        const { assert!(<DeliveryLog as ClientContext>::ENABLE_REFRESH_OAUTH_TOKEN) };
+        const { assert!(<SlotContext as ClientContext>::ENABLE_REFRESH_OAUTH_TOKEN) };
+        // ferry_kafka's generator answers (not rdkafka's "must be overridden" default): for a
+        // client with no MSK IAM settings, its own refusal.
+        let e = DeliveryLog::default()
+            .generate_oauth_token(Some("principal=admin"))
+            .err()
+            .expect("no token without MSK IAM settings");
+        assert!(e.to_string().contains("only used for AWS_MSK_IAM"), "{e}");
+    }
+
+    /// base64url without padding, decoded (the runtime has no base64 dependency).
+    fn decode(token: &str) -> String {
+        let value = |c: u8| match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("not base64url: {c}"),
+        };
+        let (mut bits, mut n, mut out) = (0u32, 0, Vec::new());
+        for c in token.bytes() {
+            bits = (bits << 6) | u32::from(value(c));
+            n += 6;
+            if n >= 8 {
+                n -= 8;
+                out.push((bits >> n) as u8);
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Runs in a process of its own (see `slot_producers_sign_in_with_the_aws_chain_...`),
+    /// whose environment is the AWS chain under test.
+    #[test]
+    #[ignore = "run by slot_producers_sign_in_with_the_aws_chain_of_the_environment"]
+    fn iam_child() {
+        let servers = std::env::var("FERRY_IAM_CHILD_SERVERS").unwrap();
+        let with_credentials = std::env::var("FERRY_IAM_CHILD_CREDENTIALS").is_ok();
+        let spec = Spec::parse(
+            &serde_json::json!({
+                "version": 4,
+                "run_id": "iam",
+                "source": {"bootstrap_servers": ["127.0.0.1:1"]},
+                "target": {"bootstrap_servers": [servers], "sasl": {"mechanism": "AWS_MSK_IAM"},
+                           "timeout_seconds": 30},
+                "topics": {"names": ["t"]}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let conn = crate::connect::connection(&spec.target, "target").unwrap();
+        let config = target_producer_config(&spec, &conn, Some("ferry-mirror.iam.slot.0"));
+        let started = Instant::now();
+        let made = crate::connect::create_with::<BaseProducer<DeliveryLog>, _>(
+            &config,
+            DeliveryLog::default(),
+        );
+        if !with_credentials {
+            let e = format!("{:#}", made.err().expect("no token without credentials"));
+            assert!(
+                e.contains(&format!("signing in to {servers} with AWS_MSK_IAM"))
+                    && e.contains("MSK IAM: could not get AWS credentials"),
+                "{e}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{:?}",
+                started.elapsed()
+            );
+            println!("IAM-CHILD-OK no credentials: {e}");
+            return;
+        }
+        let producer = made.unwrap();
+        // The token the slot producer's context hands librdkafka: signed with the credentials
+        // of the environment, for the region, never holding the secret.
+        let token = producer
+            .context()
+            .generate_oauth_token(config.get("sasl.oauthbearer.config"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = decode(&token.token);
+        assert!(
+            url.starts_with(
+                "https://kafka.eu-west-1.amazonaws.com/?Action=kafka-cluster%3AConnect&"
+            ),
+            "{url}"
+        );
+        assert!(
+            url.contains(&format!("X-Amz-Credential={AKID}%2F")),
+            "{url}"
+        );
+        assert!(!url.contains(SECRET), "{url}");
+        // No broker here accepts the token (peer A offers no OAUTHBEARER), so fencing fails.
+        // The producer reports it only as the call's timeout: the worker names the refusal
+        // earlier, when its admin connection signs in first (tests/e2e/test_mirror_msk_iam.py).
+        let started = Instant::now();
+        let e = producer
+            .init_transactions(Duration::from_secs(5))
+            .expect_err("a broker without OAUTHBEARER");
+        println!("IAM-CHILD-OK refused after {:?}: {e}", started.elapsed());
+    }
+
+    #[test]
+    fn slot_producers_sign_in_with_the_aws_chain_of_the_environment() {
+        // Peer A's SASL listener (PLAIN and SCRAM only) when the peers run, else nothing
+        // listens: either way no broker accepts the token, which is all this test can see.
+        let servers = std::env::var("FERRY_KAFKA_A_SASL").unwrap_or_else(|_| "127.0.0.1:1".into());
+        let child = |credentials: bool| {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.args([
+                "copier::transaction::tests::iam_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ]);
+            for var in [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_PROFILE",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_ROLE_ARN",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ] {
+                c.env_remove(var);
+            }
+            c.env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("AWS_CONFIG_FILE", "/nonexistent/ferry-test/config")
+                .env(
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    "/nonexistent/ferry-test/credentials",
+                )
+                .env("AWS_REGION", "eu-west-1")
+                .env("FERRY_IAM_CHILD_SERVERS", &servers);
+            if credentials {
+                c.env("AWS_ACCESS_KEY_ID", AKID)
+                    .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                    .env("FERRY_IAM_CHILD_CREDENTIALS", "1");
+            }
+            let out = c.output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && text.contains("IAM-CHILD-OK"),
+                "{text}"
+            );
+            assert!(!text.contains(SECRET), "{text}");
+            text
+        };
+        child(false);
+        let text = child(true);
+        println!("{text}");
+    }
+}
