@@ -801,7 +801,10 @@ mod tests {
         let iam = "sasl_ssl://b-1:9096/bootstrap: SASL OAUTHBEARER mechanism handshake failed: \
                    Broker: Unsupported SASL mechanism: broker's supported mechanisms: SCRAM-SHA-512";
         let hint = refusal_hint(Refusal::Authentication, iam);
-        assert!(hint.contains("AWS_MSK_IAM") && hint.contains("9098"), "{hint}");
+        assert!(
+            hint.contains("AWS_MSK_IAM") && hint.contains("9098"),
+            "{hint}"
+        );
         let hint = refusal_hint(
             Refusal::Authentication,
             "SASL authentication error: [OAUTHBEARER] Access denied",

@@ -947,7 +947,8 @@ mod tests {
         let e = check_version_for(u64::from(written.version), 3).unwrap_err();
         assert_eq!(e.field, "version");
         assert!(
-            e.message.contains("newer than this ferry-mirror reads (versions 1 to 3)")
+            e.message
+                .contains("newer than this ferry-mirror reads (versions 1 to 3)")
                 && e.message.contains("upgrade the workers"),
             "{e}"
         );
