@@ -409,6 +409,13 @@ mod tests {
             return;
         }
         let producer = made.unwrap();
+        // The readers have rdkafka's default context (which hands out no token): librdkafka
+        // takes the token set at creation, and a shared one gets its refresh thread.
+        let reader = crate::clients::reader_config(&conn, "ferry-mirror.iam.reader");
+        crate::connect::create::<rdkafka::consumer::BaseConsumer>(&reader).unwrap();
+        crate::connect::create_shared::<rdkafka::consumer::BaseConsumer>(&reader).unwrap();
+        crate::connect::create_shared::<BaseProducer>(&target_producer_config(&spec, &conn, None))
+            .unwrap();
         // The token the slot producer's context hands librdkafka: signed with the credentials
         // of the environment, for the region, never holding the secret.
         let token = producer
