@@ -74,9 +74,12 @@ test:
 demo: install-peers build
 	tests/demo.sh
 
-## No-op plans of 1,000+ ferry_topics: wall time, admin requests, provider memory (prints figures).
+## No-op plans of 1,000/3,000/10,000 topics, ferry vs Mongey/terraform-provider-kafka v0.13.1, on
+## loopback and over 40 ms: wall time, admin requests, provider memory (prints figures). Runs as
+## root: starts its own broker in a network namespace, not the shared peers. FERRY_BENCH_TOPICS,
+## FERRY_BENCH_PROVIDERS, FERRY_BENCH_LINKS, FERRY_BENCH_MONGEY_40MS_MAX (see plan_bench.py).
 bench-plan: install-peers build
-	trap '$(CURDIR)/$(PEERS)/stop.sh a' EXIT; $(PEERS)/start.sh a && source .peers/env && $(PY) tests/bench/plan_bench.py
+	$(PY) tests/bench/plan_bench.py
 
 ## ferry-mirror vs MirrorMaker 2 vs the brokers' ceiling (prints figures; FERRY_BENCH_GB=2).
 bench-mirror: install-peers
