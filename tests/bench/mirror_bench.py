@@ -65,6 +65,8 @@ ALO = os.environ.get("FERRY_BENCH_ALO") == "1"
 MM2 = os.environ.get("FERRY_BENCH_MM2", "1") != "0"
 WIDE_DEDICATED = os.environ.get("FERRY_BENCH_WIDE_DEDICATED") == "1"
 NOFILE = int(os.environ.get("FERRY_BENCH_NOFILE", "200000"))
+# Spec `tuning` of the wide run, as JSON (e.g. '{"fetch_max_kbytes": 65536}'), to try settings.
+WIDE_TUNING = json.loads(os.environ.get("FERRY_BENCH_WIDE_TUNING", "{}"))
 WORK = Path(tempfile.mkdtemp(prefix="ferry-bench-"))
 
 
@@ -111,11 +113,17 @@ def admin(bs):
 def end_offsets(bs, topic, partitions):
     """Sum of the partitions' last stable offsets (committed records and markers), in one batched
     ListOffsets request per broker: thousands of per-partition requests took seconds and
-    delayed the first-record time."""
+    delayed the first-record time. Retried while leaders of a new topic are being elected."""
     tps = [TopicPartition(topic, p) for p in range(partitions)]
-    futures = admin(bs).list_offsets({tp: OffsetSpec.latest() for tp in tps},
-                                     isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30)
-    return sum(f.result().offset for f in futures.values())
+    for attempt in range(30):
+        try:
+            futures = admin(bs).list_offsets({tp: OffsetSpec.latest() for tp in tps},
+                                             isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30)
+            return sum(f.result().offset for f in futures.values())
+        except Exception:
+            if attempt == 29:
+                raise
+            time.sleep(1)
 
 
 def generate(kind):
@@ -357,6 +365,24 @@ class DedicatedBroker:
                      if line.startswith("Max open files"))
         print(f"dedicated broker {name} at {self.address}: {' '.join(limit.split()[3:5])} open files (soft, hard)",
               flush=True)
+        self.warm_up()
+
+    def warm_up(self):
+        """Creates the group and transaction coordinators' topics, as on any cluster in use: the
+        first FindCoordinator on a fresh broker creates them, and with thousands of partitions
+        being created at the same time that took over a minute (the workers' first progress read
+        timed out)."""
+        topic = "bench-warm-up"
+        admin(self.address).create_topics([NewTopic(topic, 1, 1)])[topic].result()
+        time.sleep(1)
+        p = Producer({"bootstrap.servers": self.address, "transactional.id": "bench-warm-up"})
+        p.init_transactions(120)
+        p.begin_transaction()
+        p.produce(topic, b"x")
+        p.commit_transaction(120)
+        c = Consumer({"bootstrap.servers": self.address, "group.id": "bench-warm-up"})
+        c.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+        c.close()
 
     def fds(self):
         try:
@@ -365,6 +391,7 @@ class DedicatedBroker:
             return 0
 
     def stop(self):
+        _ADMINS.pop(self.address, None)
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -417,6 +444,8 @@ def wide_on(src, tgt, brokers, few_rate):
     run_id = f"bench-wide-{int(time.time())}"
     spec = {"version": 1, "run_id": run_id, "source": {"bootstrap_servers": [src]},
             "target": {"bootstrap_servers": [tgt]}, "topics": {"names": [topic]}, "topic_name_prefix": run_id + "."}
+    if WIDE_TUNING:
+        spec["tuning"] = WIDE_TUNING
     path = WORK / f"{run_id}.json"
     path.write_text(json.dumps(spec))
     rss = PeakRss()
@@ -456,7 +485,7 @@ def wide_on(src, tgt, brokers, few_rate):
     per_worker = " and ".join(f"{rss.peaks.get(pr.pid, 0) / 1e6:.0f}" for pr in procs)
     where = "dedicated brokers" if brokers else "peers A -> B"
     print(f"\nwide case: {WIDE} partitions, {n} random 1 KiB records ({sent / 1e6:.0f} MB), 2 workers, exactly-once, "
-          f"{where}")
+          f"{where}{', tuning ' + json.dumps(WIDE_TUNING) if WIDE_TUNING else ''}")
     print(f"  finished: {'yes' if finished else f'NO (stopped after {WIDE_SECONDS:.0f}s)'} in {elapsed:.1f}s; "
           f"target end offsets {copied} (records + markers) for {n} records")
     print(f"  first copied record after {first:.1f}s" if first is not None else "  no record copied")

@@ -85,14 +85,17 @@ pub(crate) fn slot_count(
     }
     let created = loop_describe(&handle, &admin, &topic)?;
     handle
-        .block_on(admin.wait_until_topic_ready(&topic, created, Duration::from_secs(60)))
+        .block_on(admin.wait_until_topic_ready(&topic, created, Duration::from_secs(180)))
         .with_context(|| format!("waiting for the slots topic {topic}"))?;
     tracing::info!(topic = %topic, slots = created, "slots topic ready");
     recorded(spec, created)
 }
 
+/// Waits for a topic just created to be described. A broker still applying the creation of
+/// thousands of partitions (the run's target topics, created just before) publishes the new
+/// topic only after them: 30 s was not enough for 5,000 partitions on a busy 2-core machine.
 fn loop_describe(handle: &tokio::runtime::Handle, admin: &Admin, topic: &str) -> Result<i32> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
     loop {
         if let Some(d) = handle.block_on(admin.describe_topic(topic))? {
             return Ok(d.partitions);
