@@ -18,7 +18,8 @@ pub use spec::{
     SaslMechanism, SaslSpec, Spec, SpecError, TlsSpec, TopicSelection, Tuning,
 };
 pub use status::{
-    EndOffset, FinalReport, PartitionStatus, RunState, RunStatus, WorkerState, WorkerStatus,
+    CommandResult, EndOffset, FinalReport, PartitionStatus, RunState, RunStatus, WorkerState,
+    WorkerStatus,
 };
 pub use verify::{VerifyOutcome, VerifyRow};
 

@@ -2,7 +2,8 @@
 //! the fold that turns them into one view of the run.
 //!
 //! Keys: `worker/<id>` holds a [`WorkerStatus`], [`GROUPS_KEY`] the last `Vec<GroupResult>`,
-//! [`REPORT_KEY`] the [`FinalReport`]; a tombstone withdraws a key. Readers are tolerant:
+//! [`REPORT_KEY`] the [`FinalReport`], `command/<command>` the [`CommandResult`] of the last
+//! one-off command of that name that was given a result id; a tombstone withdraws a key. Readers are tolerant:
 //! missing fields take defaults and unknown fields are ignored, so workers of neighbouring
 //! releases can share a topic.
 
@@ -11,7 +12,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acls::AclCopyRow;
 use crate::groups::GroupResult;
+use crate::verify::VerifyRow;
 
 /// Prefix of the key of each worker's latest status.
 pub const WORKER_KEY_PREFIX: &str = "worker/";
@@ -47,6 +50,64 @@ pub struct TargetTopic {
     /// `target_may_hold_records`: the copy is appended after them.
     pub records_before: u64,
     pub checked_at_ms: i64,
+}
+
+/// Prefix of the key of the last recorded result of a one-off command (see [`CommandResult`]).
+pub const COMMAND_KEY_PREFIX: &str = "command/";
+
+/// The one-off commands that record their result in the status topic when given a result id.
+pub const RECORDED_COMMANDS: &[&str] = &["verify", "copy-acls"];
+
+/// Environment variable through which the caller of a one-off command passes its result id
+/// (also `--result-id`). An environment variable, not only an argument, so that a runtime too
+/// old to know it ignores it instead of rejecting the command line.
+pub const RESULT_ID_ENV: &str = "FERRY_MIRROR_RESULT_ID";
+
+/// The status-topic key of a one-off command's last recorded result, e.g. `command/verify`.
+/// One key per command (not per call) keeps the compacted topic small; the caller tells its
+/// own result from an older one by [`CommandResult::result_id`].
+pub fn command_key(command: &str) -> String {
+    format!("{COMMAND_KEY_PREFIX}{command}")
+}
+
+/// What a one-off command (`verify`, `copy-acls`) found, recorded under [`command_key`] in
+/// addition to what it prints, for callers that cannot read its output (pods whose logs the
+/// cluster does not serve). Written after the work is done, before the command exits: a
+/// caller that saw it exit 0 or 1 finds it. Missing fields read as defaults; a list that is
+/// `None` was not part of this command's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommandResult {
+    /// `verify`, `copy-acls`.
+    pub command: String,
+    /// The caller's id for this call ([`RESULT_ID_ENV`]): a result with another id is older.
+    pub result_id: String,
+    pub run_id: String,
+    pub finished_at_ms: i64,
+    /// The exit code the command ends with (0 success, 1 a mismatch or a refused binding).
+    pub exit_code: i32,
+    /// `verify`: its rows, as `verify --json` prints them.
+    pub verification: Option<Vec<VerifyRow>>,
+    /// `copy-acls`: its rows, as `copy-acls --json` prints them.
+    pub acls: Option<Vec<AclCopyRow>>,
+}
+
+impl CommandResult {
+    pub fn key(&self) -> String {
+        command_key(&self.command)
+    }
+
+    /// The result of `command` with this `result_id` among a status topic's latest records;
+    /// None when the command recorded nothing for this id (an older runtime, another call).
+    pub fn find(
+        records: &BTreeMap<String, String>,
+        command: &str,
+        result_id: &str,
+    ) -> Option<CommandResult> {
+        let value = records.get(&command_key(command))?;
+        let result: CommandResult = serde_json::from_str(value).ok()?;
+        (result.command == command && result.result_id == result_id).then_some(result)
+    }
 }
 
 /// What one worker reports about itself.
@@ -465,6 +526,69 @@ mod tests {
         assert_eq!(s.state, RunState::CaughtUp);
         assert_eq!(s.groups[0].state, GroupState::ActiveOnTarget);
         assert_eq!(s.groups[1].state, GroupState::NoOffsets);
+    }
+
+    #[test]
+    fn command_results_round_trip_and_are_found_by_command_and_result_id() {
+        use crate::verify::VerifyOutcome;
+        let row = VerifyRow {
+            group: "g".into(),
+            source_topic: "t".into(),
+            partition: 0,
+            source_offset: 5,
+            target_offset: Some(7),
+            outcome: VerifyOutcome::RecordDiffers {
+                source_record: 5,
+                target_record: 7,
+            },
+        };
+        let result = CommandResult {
+            command: "verify".into(),
+            result_id: "apply-1".into(),
+            run_id: "r".into(),
+            finished_at_ms: NOW,
+            exit_code: 1,
+            verification: Some(vec![row.clone()]),
+            acls: None,
+        };
+        assert_eq!(result.key(), "command/verify");
+        let json = serde_json::to_value(&result).unwrap();
+        assert_eq!(json["verification"][0]["outcome"]["kind"], "record_differs");
+        assert_eq!(json["verification"][0]["result"], row.result_text());
+        let records = BTreeMap::from([
+            (result.key(), json.to_string()),
+            (
+                worker_key("w"),
+                worker("w", NOW, 1, 0, WorkerState::Copying),
+            ),
+        ]);
+        assert_eq!(
+            CommandResult::find(&records, "verify", "apply-1"),
+            Some(result.clone())
+        );
+        assert_eq!(
+            CommandResult::find(&records, "verify", "apply-0"),
+            None,
+            "an older call's result is not this call's"
+        );
+        assert_eq!(CommandResult::find(&records, "copy-acls", "apply-1"), None);
+        // The fold ignores command results: they are not workers.
+        let s = RunStatus::from_records("r", records, NOW);
+        assert_eq!(s.workers.len(), 1);
+    }
+
+    #[test]
+    fn command_results_tolerate_missing_and_unknown_fields() {
+        let text = r#"{"command":"copy-acls","result_id":"x","exit_code":0,
+            "acls":[{"source":{"resource_type":"TOPIC","resource_name":"t",
+            "pattern_type":"LITERAL","principal":"User:a","host":"*","operation":"READ",
+            "permission":"ALLOW"},"target":null,"outcome":"skipped","reason":"r"}],
+            "written_by":"a newer runtime"}"#;
+        let records = BTreeMap::from([(command_key("copy-acls"), text.to_string())]);
+        let r = CommandResult::find(&records, "copy-acls", "x").unwrap();
+        assert_eq!(r.verification, None, "absent: not part of this result");
+        assert_eq!(r.finished_at_ms, 0);
+        assert_eq!(r.acls.unwrap()[0].outcome, crate::acls::AclOutcome::Skipped);
     }
 
     #[test]
