@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use ferry_kafka::{Admin, ConnectionConfig};
 use ferry_mirror_api::spec::{Spec, SpecError};
-use ferry_mirror_api::status::{EndOffset, FinalReport, WorkerStatus};
+use ferry_mirror_api::status::{CommandResult, EndOffset, FinalReport, WorkerStatus};
 use ferry_mirror_api::{GroupState, now_ms};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{BaseProducer, Producer};
@@ -39,7 +39,9 @@ USAGE:
       For every translated group and partition, compare the record at the group's source offset
       with the record at its target offset, and check no data is skipped. Exits 1 on a mismatch
       (the rows are printed either way). --json: a list of rows {group, source_topic, partition,
-      source_offset, target_offset, result, outcome}.
+      source_offset, target_offset, result, outcome}. --result-id ID (or the environment
+      variable FERRY_MIRROR_RESULT_ID): also record the rows and the exit code in the status
+      topic under the key command/verify, for callers that cannot read the output.
   ferry-mirror translate --spec FILE [--json]
       Translate every selected consumer group now and commit it on the target where the group
       is idle; record the result in the status topic. Exits 1 if a group failed. --json: a list
@@ -57,6 +59,8 @@ USAGE:
       JSON object (e.g. '{\"User:old\": \"User:new\"}'). Prefixed and wildcard bindings that also
       cover topics or groups the run does not copy are skipped and reported. Exits 1 if the
       target refused a binding. --json: a list of {source, target, outcome, reason}.
+      --result-id ID (or FERRY_MIRROR_RESULT_ID): also record the rows and the exit code in the
+      status topic under the key command/copy-acls (creating the run's internal topics first).
 
 Secrets are never passed on the command line: the spec names a password file or environment
 variable. Every broker request is bounded by the cluster's timeout_seconds (default 30) or a
@@ -107,6 +111,8 @@ struct Args {
     json: bool,
     worker_id: Option<String>,
     principal_map: ferry_mirror_api::acls::PrincipalMap,
+    /// verify, copy-acls: record the result in the status topic under this id.
+    result_id: Option<String>,
 }
 
 /// `Err("")` asks for the help text.
@@ -119,6 +125,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let command = Command::parse(&name).ok_or_else(|| format!("unknown command {name:?}"))?;
     let (mut spec, mut json, mut worker_id) = (None, false, None);
     let mut principal_map = Default::default();
+    let mut result_id = None;
+    let recorded = ferry_mirror_api::status::RECORDED_COMMANDS.contains(&name.as_str());
     while let Some(a) = it.next() {
         match a.as_str() {
             "--spec" => spec = Some(PathBuf::from(it.next().ok_or("--spec needs a file")?)),
@@ -130,6 +138,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 let text = it.next().ok_or("--principal-map needs a JSON object")?;
                 principal_map = ferry_mirror_api::acls::parse_principal_map(&text)?;
             }
+            "--result-id" if recorded => {
+                result_id = Some(it.next().ok_or("--result-id needs a value")?);
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?} for {name}")),
         }
@@ -140,6 +151,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         json,
         worker_id,
         principal_map,
+        result_id,
     })
 }
 
@@ -156,6 +168,13 @@ pub(crate) fn main() -> ExitCode {
         }
     };
     init_logging();
+    // The provider passes its result id through the environment: a runtime too old to know
+    // it ignores it (an unknown argument would be a usage error).
+    let result_id = args.result_id.clone().or_else(|| {
+        std::env::var(ferry_mirror_api::status::RESULT_ID_ENV)
+            .ok()
+            .filter(|id| !id.is_empty())
+    });
     let spec = match Spec::load(&args.spec) {
         Ok(s) => s,
         Err(e) => return spec_error(&e),
@@ -182,12 +201,13 @@ pub(crate) fn main() -> ExitCode {
         match args.command {
             Command::Run => run(spec, source, target, args.worker_id).await,
             Command::Status => show_status(spec, target, args.json).await,
-            Command::Verify => run_verify(spec, source, target, args.json).await,
+            Command::Verify => run_verify(spec, source, target, args.json, result_id).await,
             Command::Translate => translate(spec, source, target, args.json).await,
             Command::WithdrawReport => withdraw_report(spec, target).await,
             Command::EndOffsets => show_end_offsets(spec, source, args.json).await,
             Command::CopyAcls => {
-                copy_acls(spec, source, target, args.principal_map, args.json).await
+                let (map, json) = (args.principal_map, args.json);
+                copy_acls(spec, source, target, map, json, result_id).await
             }
         }
     });
@@ -464,20 +484,64 @@ async fn run_verify(
     source: ConnectionConfig,
     target: ConnectionConfig,
     json: bool,
+    result_id: Option<String>,
 ) -> Result<ExitCode> {
     let pairs = selected_pairs(&spec, &source).await?;
-    let rows =
-        blocking(move || verify::verify(&spec, &source, &target, &pairs, READ_TIMEOUT)).await?;
+    let (s, t) = (spec.clone(), target.clone());
+    let rows = blocking(move || verify::verify(&s, &source, &t, &pairs, READ_TIMEOUT)).await?;
     if json {
         print_json(&rows)?;
     } else {
         print!("{}", verify::render(&rows));
     }
-    Ok(if rows.iter().all(ferry_mirror_api::VerifyRow::ok) {
-        ExitCode::SUCCESS
+    let exit_code = if rows.iter().all(ferry_mirror_api::VerifyRow::ok) {
+        0
     } else {
-        ExitCode::from(1)
-    })
+        1
+    };
+    if let Some(result_id) = result_id {
+        let result = CommandResult {
+            command: "verify".into(),
+            result_id,
+            verification: Some(rows),
+            ..CommandResult::default()
+        };
+        record_result(&spec, &target, result, exit_code).await;
+    }
+    Ok(ExitCode::from(exit_code as u8))
+}
+
+/// Records a one-off command's result in the run's status topic (creating the run's internal
+/// topics if no worker has yet). A failure is logged, not fatal: the command did its work and
+/// printed its result; a caller that cannot read the output then knows only the exit code.
+async fn record_result(
+    spec: &Spec,
+    target: &ConnectionConfig,
+    mut result: CommandResult,
+    exit_code: i32,
+) {
+    result.run_id = spec.run_id.clone();
+    result.exit_code = exit_code;
+    result.finished_at_ms = now_ms();
+    let command = result.command.clone();
+    let recorded = async {
+        let admin = connect_admin(target, "target").await?;
+        topics::create_internal(spec, &admin).await?;
+        let (spec, target) = (spec.clone(), target.clone());
+        blocking(move || {
+            let producer: BaseProducer =
+                crate::connect::create(&clients::target_producer_config(&spec, &target, None))?;
+            status::write_command_result(&producer, &spec.status_topic(), &result, target.timeout)
+        })
+        .await
+    };
+    if let Err(e) = recorded.await {
+        tracing::warn!(
+            command,
+            error = format!("{e:#}"),
+            "cannot record the result in the status topic"
+        );
+    }
 }
 
 async fn translate(
@@ -519,6 +583,7 @@ async fn copy_acls(
     target: ConnectionConfig,
     map: ferry_mirror_api::acls::PrincipalMap,
     json: bool,
+    result_id: Option<String>,
 ) -> Result<ExitCode> {
     let rows = acls::copy_acls(&spec, &source, &target, &map, READ_TIMEOUT).await?;
     if json {
@@ -532,11 +597,17 @@ async fn copy_acls(
     let refused = rows
         .iter()
         .any(|r| r.outcome == ferry_mirror_api::acls::AclOutcome::Refused);
-    Ok(if refused {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let exit_code = i32::from(refused);
+    if let Some(result_id) = result_id {
+        let result = CommandResult {
+            command: "copy-acls".into(),
+            result_id,
+            acls: Some(rows),
+            ..CommandResult::default()
+        };
+        record_result(&spec, &target, result, exit_code).await;
+    }
+    Ok(ExitCode::from(exit_code as u8))
 }
 
 async fn withdraw_report(spec: Spec, target: ConnectionConfig) -> Result<ExitCode> {
@@ -670,6 +741,11 @@ mod tests {
         assert_eq!((a.command, a.json), (Command::CopyAcls, true));
         assert_eq!(a.principal_map["User:CN=a,O=x"], "User:b");
         assert!(parse(&["copy-acls", "--spec", "s", "--principal-map", "a=b"]).is_err());
+        let a = parse(&["verify", "--spec", "s", "--json", "--result-id", "apply-7"]).unwrap();
+        assert_eq!(a.result_id.as_deref(), Some("apply-7"));
+        let a = parse(&["copy-acls", "--spec", "s", "--result-id", "x"]).unwrap();
+        assert_eq!(a.result_id.as_deref(), Some("x"));
+        assert!(parse(&["translate", "--spec", "s", "--result-id", "x"]).is_err());
         assert!(parse(&["verify", "--spec", "s", "--principal-map", "{}"]).is_err());
     }
 

@@ -14,8 +14,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use ferry_mirror_api::GroupResult;
 use ferry_mirror_api::now_ms;
 use ferry_mirror_api::status::{
-    FinalReport, GROUPS_KEY, PartitionStatus, REPORT_KEY, RunStatus, TARGET_KEY_PREFIX,
-    TargetTopic, target_key,
+    CommandResult, FinalReport, GROUPS_KEY, PartitionStatus, REPORT_KEY, RunStatus,
+    TARGET_KEY_PREFIX, TargetTopic, target_key,
 };
 
 /// Reads the whole status topic (it is compacted and small) and folds it into a [`RunStatus`].
@@ -159,6 +159,22 @@ pub(crate) fn write_groups(
         timeout,
     )
     .context("writing the group translation")
+}
+
+/// Records a one-off command's result under its `command/<command>` key and waits for it.
+pub(crate) fn write_command_result(
+    producer: &BaseProducer,
+    topic: &str,
+    result: &CommandResult,
+    timeout: Duration,
+) -> Result<()> {
+    write(
+        producer,
+        topic,
+        &[(result.key().as_str(), Some(serde_json::to_vec(result)?))],
+        timeout,
+    )
+    .with_context(|| format!("recording the result of {} in {topic}", result.command))
 }
 
 /// Withdraws a run's final report and group results, so a run that was extended (more topics)

@@ -73,18 +73,7 @@ pub(crate) async fn prepare_target(
 ) -> Result<()> {
     let brokers = target.broker_count().await? as i32;
     // Internal topics first: the status topic records which target topics the run took on.
-    let internal_rf = spec.replication_factor.unwrap_or(brokers.min(3));
-    for name in [spec.offsets_topic(), spec.status_topic()] {
-        if target.describe_topic(&name).await?.is_none() {
-            let topic = NewTopic {
-                name,
-                partitions: 1,
-                replication_factor: Some(internal_rf),
-                config: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
-            };
-            create(target, &topic).await?;
-        }
-    }
+    create_internal(spec, target).await?;
     let mut existing = Vec::new();
     for pair in pairs {
         match target.describe_topic(&pair.target).await? {
@@ -260,6 +249,26 @@ fn foreign_records(
         }
     }
     Ok(out)
+}
+
+/// Creates the run's internal topics (offsets and status, compacted, one partition) where
+/// missing: by the first worker, or by a one-off command recording its result before any
+/// worker started (`copy-acls`).
+pub(crate) async fn create_internal(spec: &Spec, target: &Admin) -> Result<()> {
+    let brokers = target.broker_count().await? as i32;
+    let internal_rf = spec.replication_factor.unwrap_or(brokers.min(3));
+    for name in [spec.offsets_topic(), spec.status_topic()] {
+        if target.describe_topic(&name).await?.is_none() {
+            let topic = NewTopic {
+                name,
+                partitions: 1,
+                replication_factor: Some(internal_rf),
+                config: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
+            };
+            create(target, &topic).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn create(target: &Admin, topic: &NewTopic) -> Result<()> {

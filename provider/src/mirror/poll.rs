@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferry_kafka::ConnectionConfig;
-use ferry_mirror_api::{GroupState, RunState, RunStatus, Spec, VerifyRow, now_ms};
+use ferry_mirror_api::{CommandResult, GroupState, RunState, RunStatus, Spec, VerifyRow, now_ms};
 use tfplugin::Tf;
 
 use super::model::{MirrorModel, VerificationRow};
@@ -22,6 +22,21 @@ pub async fn read_status(target: &ConnectionConfig, spec: &Spec) -> Result<RunSt
             BTreeMap::new(),
             now_ms(),
         )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The result a one-off command recorded in the status topic under `result_id`; None when it
+/// recorded none (a runtime older than the record, or a command that could not write it).
+pub async fn read_command_result(
+    target: &ConnectionConfig,
+    spec: &Spec,
+    command: &str,
+    result_id: &str,
+) -> Result<Option<CommandResult>, String> {
+    match ferry_kafka::read_latest_by_key(target, &spec.status_topic(), 0, READ_WITHIN).await {
+        Ok(records) => Ok(CommandResult::find(&records, command, result_id)),
+        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }

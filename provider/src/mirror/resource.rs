@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferry_kafka::{Admin, ConnectionConfig};
+use ferry_mirror_api::status;
 use ferry_mirror_api::{
-    EndOffset, GroupResult, Mode, RunState, RunStatus, Spec, VerifyRow, now_ms,
+    CommandResult, EndOffset, GroupResult, Mode, RunState, RunStatus, Spec, VerifyRow, now_ms,
 };
 use tfplugin::timeouts::{Operation, Timeouts};
 use tfplugin::{AttributePath, Diagnostics, Plan, Resource, Schema, StateUpgrader, Tf};
@@ -26,6 +27,23 @@ use crate::kafka::connection::{self, Origin, Resolved};
 use crate::provider::{Ctx, FerryData};
 
 pub struct MirrorResource;
+
+/// What a one-off runtime command returned, when it did its work.
+enum Reply {
+    /// Its output (stdout).
+    Printed(String),
+    /// Its output could not be read back; this is what it recorded in the status topic.
+    Recorded(CommandResult),
+    /// It succeeded, but neither its output nor a record of it could be read.
+    Unread,
+}
+
+/// A result id no earlier command of the run used: the time, this process and a counter.
+fn new_result_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{}-{n}", now_ms(), std::process::id())
+}
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 const POLL_EVERY: Duration = Duration::from_secs(3);
@@ -526,25 +544,54 @@ impl Run {
         &self.docs.spec
     }
 
-    /// Runs a one-off runtime command through the launcher; its stdout on success, None when
-    /// the launcher could not read the output back (the command still succeeded).
-    async fn command(&self, args: &[&str]) -> Result<Option<String>, String> {
+    /// Runs a one-off runtime command through the launcher. Commands that record their result
+    /// in the status topic (`verify`, `copy-acls`) get a fresh result id; when the launcher
+    /// cannot read the output back, their result is read from the status topic instead.
+    async fn command(&self, args: &[&str]) -> Result<Reply, String> {
+        let name = args.first().copied().unwrap_or_default();
+        let recorded = status::RECORDED_COMMANDS.contains(&name);
+        let result_id = new_result_id();
+        let env: Vec<(&str, &str)> = if recorded {
+            vec![(status::RESULT_ID_ENV, result_id.as_str())]
+        } else {
+            Vec::new()
+        };
         let out = self
             .launcher
-            .run_once(args, COMMAND_WITHIN)
+            .run_once(args, &env, COMMAND_WITHIN)
             .await
             .map_err(|e| e.to_string())?;
-        if out.success && !out.stdout_read {
-            Ok(None)
-        } else if out.success || (!out.stdout.trim().is_empty() && out.exit_code == Some(1)) {
-            Ok(Some(out.stdout))
-        } else {
-            Err(format!(
+        let failed = || {
+            format!(
                 "`ferry-mirror {}` failed (exit {:?}): {}",
                 args.join(" "),
                 out.exit_code,
                 out.stderr.trim()
-            ))
+            )
+        };
+        if out.stdout_read {
+            return if out.success || (!out.stdout.trim().is_empty() && out.exit_code == Some(1)) {
+                Ok(Reply::Printed(out.stdout))
+            } else {
+                Err(failed())
+            };
+        }
+        // Exit 0 or 1: the command did its work and recorded it (a runtime that knows how).
+        if recorded && matches!(out.exit_code, Some(0 | 1)) {
+            match poll::read_command_result(&self.target, self.spec(), name, &result_id).await {
+                Ok(Some(r)) => return Ok(Reply::Recorded(r)),
+                Ok(None) => {
+                    tracing::info!(command = name, "no result recorded in the status topic")
+                }
+                Err(e) => {
+                    tracing::warn!(command = name, error = %e, "cannot read the recorded result")
+                }
+            }
+        }
+        if out.success {
+            Ok(Reply::Unread)
+        } else {
+            Err(failed())
         }
     }
 
@@ -669,17 +716,23 @@ impl Run {
 
     async fn verify_into(&self, state: &mut MirrorModel, diags: &mut Diagnostics) {
         let rows: Vec<VerifyRow> = match self.command(&["verify", "--json"]).await {
-            Ok(None) => {
+            Ok(Reply::Recorded(CommandResult {
+                verification: Some(rows),
+                ..
+            })) => rows,
+            Ok(Reply::Unread | Reply::Recorded(_)) => {
                 // Exit 0: every row was ok, but the rows themselves stayed in the pod.
                 state.verification = Tf::Known(Vec::new());
                 return diags.attribute_warning(
                     AttributePath::root("verification"),
                     "Verification passed; its rows could not be read back",
                     "ferry-mirror verify exited 0 (no mismatch), but the cluster does not serve \
-                     the pod's output, so the per-partition rows are not in the state.",
+                     the pod's output and the runtime recorded no result in the run's status \
+                     topic (a runtime image older than the provider?), so the per-partition rows \
+                     are not in the state.",
                 );
             }
-            Ok(Some(text)) => match serde_json::from_str(&text) {
+            Ok(Reply::Printed(text)) => match serde_json::from_str(&text) {
                 Ok(rows) => rows,
                 Err(e) => {
                     return diags.error(
@@ -726,15 +779,20 @@ impl Run {
         let map = serde_json::to_string(&map).expect("a map of strings serialises");
         let args = ["copy-acls", "--json", "--principal-map", map.as_str()];
         let rows: Vec<ferry_mirror_api::acls::AclCopyRow> = match self.command(&args).await {
-            Ok(None) => {
+            Ok(Reply::Recorded(CommandResult {
+                acls: Some(rows), ..
+            })) => rows,
+            Ok(Reply::Unread | Reply::Recorded(_)) => {
                 return diags.attribute_warning(
                     AttributePath::root("acls_copied"),
                     "ACLs copied; the list could not be read back",
                     "ferry-mirror copy-acls exited 0 (nothing refused), but the cluster does \
-                     not serve the pod's output, so the bindings are not listed in the state.",
+                     not serve the pod's output and the runtime recorded no result in the run's \
+                     status topic (a runtime image older than the provider?), so the bindings \
+                     are not listed in the state.",
                 );
             }
-            Ok(Some(text)) => match serde_json::from_str(&text) {
+            Ok(Reply::Printed(text)) => match serde_json::from_str(&text) {
                 Ok(rows) => rows,
                 Err(e) => {
                     return diags.attribute_error(
@@ -775,8 +833,8 @@ impl Run {
     /// to the source's end offsets now must be copied before the workers stop.
     async fn drain(&self, ctx: &Ctx, diags: &mut Diagnostics) -> bool {
         let ends: Vec<EndOffset> = match self.command(&["end-offsets", "--json"]).await {
-            Ok(None) => return self.drain_by_lag(ctx, diags).await,
-            Ok(Some(text)) => match serde_json::from_str(&text) {
+            Ok(Reply::Unread | Reply::Recorded(_)) => return self.drain_by_lag(ctx, diags).await,
+            Ok(Reply::Printed(text)) => match serde_json::from_str(&text) {
                 Ok(e) => e,
                 Err(e) => {
                     diags.error(
@@ -851,13 +909,14 @@ impl Run {
     async fn final_translation(&self, verify: bool, diags: &mut Diagnostics) {
         let output = match self.command(&["translate", "--json"]).await {
             // translate also records its result under the status topic's `groups` key.
-            Ok(None) => poll::read_status(&self.target, self.spec())
+            Ok(Reply::Unread | Reply::Recorded(_)) => poll::read_status(&self.target, self.spec())
                 .await
-                .map(|s| Some(serde_json::to_string(&s.groups).unwrap_or_default()))
+                .map(|s| serde_json::to_string(&s.groups).unwrap_or_default())
                 .map_err(|e| format!("reading the translated groups from the status topic: {e}")),
-            other => other,
+            Ok(Reply::Printed(text)) => Ok(text),
+            Err(e) => Err(e),
         };
-        match output.map(Option::unwrap_or_default) {
+        match output {
             Ok(text) => match serde_json::from_str::<Vec<GroupResult>>(&text) {
                 Ok(groups) => {
                     for g in &groups {

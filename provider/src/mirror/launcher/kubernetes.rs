@@ -479,8 +479,9 @@ impl KubernetesLauncher {
         }
     }
 
-    /// A one-off `ferry-mirror <args>` as a Job of one pod that is not retried.
-    pub fn render_command_job(&self, name: &str, args: &[&str]) -> Job {
+    /// A one-off `ferry-mirror <args>` as a Job of one pod that is not retried, with the
+    /// environment variables `env` added to the container's.
+    pub fn render_command_job(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Job {
         let mut full: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         full.push("--spec".to_string());
         full.push(Self::spec_path());
@@ -495,6 +496,20 @@ impl KubernetesLauncher {
             }),
             ..Job::default()
         };
+        if let Some(c) = job
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.spec.as_mut())
+            .and_then(|p| p.containers.first_mut())
+        {
+            c.env
+                .get_or_insert_with(Vec::new)
+                .extend(env.iter().map(|(k, v)| EnvVar {
+                    name: (*k).to_string(),
+                    value: Some((*v).to_string()),
+                    ..EnvVar::default()
+                }));
+        }
         // Not part of the pod hash: commands run once with whatever the spec is now.
         if let Some(t) = job.spec.as_mut().and_then(|s| s.template.metadata.as_mut()) {
             t.annotations = None;
@@ -939,6 +954,7 @@ impl Launcher for KubernetesLauncher {
     async fn run_once(
         &self,
         args: &[&str],
+        env: &[(&str, &str)],
         within: Duration,
     ) -> Result<CommandOutput, LaunchError> {
         let command = args.first().copied().unwrap_or("command");
@@ -947,7 +963,7 @@ impl Launcher for KubernetesLauncher {
             fnv32(format!("{:?}", std::time::SystemTime::now()).as_bytes()) & 0xff_ffff
         );
         let name = format!("{}-{command}-{nonce}", self.base());
-        let job = self.render_command_job(&name, args);
+        let job = self.render_command_job(&name, args, env);
         let jobs: Api<Job> = self.api().await?;
         self.bounded(
             &format!("creating Job {}/{name}", self.settings.namespace),
@@ -1166,7 +1182,8 @@ mod tests {
         let cm = serde_json::to_string(&l.render_config_map()).unwrap();
         assert!(cm.contains("/etc/ferry/secrets/source.password"));
         let deployment = serde_json::to_string(&l.render_deployment(2)).unwrap();
-        let job = serde_json::to_string(&l.render_command_job("x", &["verify", "--json"])).unwrap();
+        let job =
+            serde_json::to_string(&l.render_command_job("x", &["verify", "--json"], &[])).unwrap();
         for text in [&cm, &deployment, &job] {
             assert!(!text.contains("hunter2"), "a secret leaked into {text}");
         }
@@ -1196,7 +1213,7 @@ mod tests {
             l.render_secret().metadata,
             l.render_deployment(1).metadata,
             l.render_job(1).metadata,
-            l.render_command_job("c", &["translate"]).metadata,
+            l.render_command_job("c", &["translate"], &[]).metadata,
         ];
         for m in metas {
             let labels = m.labels.unwrap();
@@ -1256,16 +1273,25 @@ mod tests {
         assert_eq!(job.parallelism, Some(2));
         assert_eq!(job.completions, None, "parallelism stays patchable");
         let once = l
-            .render_command_job("c", &["verify", "--json"])
+            .render_command_job(
+                "c",
+                &["verify", "--json"],
+                &[("FERRY_MIRROR_RESULT_ID", "apply-1")],
+            )
             .spec
             .unwrap();
         assert_eq!(once.backoff_limit, Some(0));
+        let container = once.template.spec.unwrap().containers[0].clone();
         assert_eq!(
-            once.template.spec.unwrap().containers[0]
-                .args
-                .clone()
-                .unwrap(),
+            container.args.clone().unwrap(),
             ["verify", "--json", "--spec", "/etc/ferry/spec/spec.json"]
+        );
+        let env = container.env.unwrap();
+        assert!(env.iter().any(|e| e.name == "POD_NAME"));
+        assert!(
+            env.iter().any(
+                |e| e.name == "FERRY_MIRROR_RESULT_ID" && e.value.as_deref() == Some("apply-1")
+            )
         );
     }
 

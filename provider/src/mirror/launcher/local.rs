@@ -257,11 +257,13 @@ impl Launcher for LocalLauncher {
     async fn run_once(
         &self,
         args: &[&str],
+        env: &[(&str, &str)],
         within: Duration,
     ) -> Result<CommandOutput, LaunchError> {
         let mut command = tokio::process::Command::from(self.command());
         command
             .args(args)
+            .envs(env.iter().copied())
             .arg("--spec")
             .arg(self.spec_path())
             .stdout(Stdio::piped())

@@ -61,9 +61,15 @@ pub trait Launcher: Send + Sync {
     async fn running(&self) -> usize;
     /// Stops every worker (they finish open transactions), killing stragglers after `grace`.
     async fn stop(&self, grace: Duration) -> Result<(), LaunchError>;
-    /// Runs `ferry-mirror <args> --spec <the run's spec>` to completion, bounded by `within`.
-    async fn run_once(&self, args: &[&str], within: Duration)
-    -> Result<CommandOutput, LaunchError>;
+    /// Runs `ferry-mirror <args> --spec <the run's spec>` to completion, bounded by `within`,
+    /// with the environment variables `env` set (e.g. the result id under which `verify`
+    /// records its result in the status topic).
+    async fn run_once(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        within: Duration,
+    ) -> Result<CommandOutput, LaunchError>;
     /// The last lines the workers wrote, for error messages.
     async fn log_tail(&self, lines: usize) -> String;
     /// What differs from what the run wants (objects changed or removed out of band), one line
