@@ -50,8 +50,9 @@ pub(crate) fn slot_count(
         .block_on(Admin::connect(target))
         .context("target cluster")?;
     let topic = spec.slots_topic();
+    let wanted = slots_for(spec.tuning.slots, partitions.len());
     if let Some(existing) = handle.block_on(admin.describe_topic(&topic))? {
-        return recorded(spec, existing.partitions);
+        return recorded(wanted, existing.partitions);
     }
     let target_keys: Vec<PartitionKey> = partitions
         .iter()
@@ -73,7 +74,7 @@ pub(crate) fn slot_count(
     let brokers = handle.block_on(admin.broker_count())? as i32;
     let new = NewTopic {
         name: topic.clone(),
-        partitions: spec.tuning.slots as i32,
+        partitions: wanted as i32,
         replication_factor: Some(spec.replication_factor.unwrap_or(brokers.min(3))),
         config: BTreeMap::new(),
     };
@@ -88,7 +89,7 @@ pub(crate) fn slot_count(
         .block_on(admin.wait_until_topic_ready(&topic, created, Duration::from_secs(180)))
         .with_context(|| format!("waiting for the slots topic {topic}"))?;
     tracing::info!(topic = %topic, slots = created, "slots topic ready");
-    recorded(spec, created)
+    recorded(wanted, created)
 }
 
 /// Waits for a topic just created to be described. A broker still applying the creation of
@@ -107,17 +108,50 @@ fn loop_describe(handle: &tokio::runtime::Handle, admin: &Admin, topic: &str) ->
     }
 }
 
-fn recorded(spec: &Spec, partitions: i32) -> Result<u32> {
+/// Pairs of (slot producer, partition) a run is sized for. Each slot producer holds librdkafka
+/// state for every partition of the target topics it writes, about 3 KB each (peak RSS per
+/// worker of 64 slots: ~250 MB at 1,000 partitions, ~950 MB at 5,000, 2.2 GB at 10,000 for the
+/// worker that briefly held all 64 slots), so memory grows with slots × partitions, not with
+/// the partitions alone. 160,000 pairs keep the slots' share near 500 MB.
+const SLOT_PARTITION_PAIRS: usize = 160_000;
+
+/// The slot count of a new run: `tuning.slots`, fewer for runs over more than 2,500 partitions
+/// (160,000 / partitions, at least 8) so that memory stays bounded (see
+/// [`SLOT_PARTITION_PAIRS`]).
+pub(crate) fn slots_for(requested: u32, partitions: usize) -> u32 {
+    let cap = (SLOT_PARTITION_PAIRS / partitions.max(1)).max(8);
+    requested.min(u32::try_from(cap).unwrap_or(u32::MAX)).max(1)
+}
+
+fn recorded(wanted: u32, partitions: i32) -> Result<u32> {
     let slots = u32::try_from(partitions)
         .ok()
         .filter(|n| *n > 0)
         .with_context(|| format!("the slots topic has {partitions} partitions"))?;
-    if slots != spec.tuning.slots {
+    if slots != wanted {
         tracing::warn!(
             recorded = slots,
-            spec = spec.tuning.slots,
+            wanted,
             "the run started with {slots} slots; tuning.slots only applies to a new run"
         );
     }
     Ok(slots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_runs_get_fewer_slots_so_memory_stays_bounded() {
+        assert_eq!(slots_for(64, 12), 64);
+        assert_eq!(slots_for(64, 1000), 64);
+        assert_eq!(slots_for(64, 2500), 64);
+        assert_eq!(slots_for(64, 5000), 32);
+        assert_eq!(slots_for(64, 10_000), 16);
+        assert_eq!(slots_for(64, 100_000), 8, "never fewer than 8");
+        assert_eq!(slots_for(4, 100_000), 4, "never more than asked for");
+        assert_eq!(slots_for(4096, 10), 4096);
+        assert_eq!(slots_for(64, 0), 64);
+    }
 }
