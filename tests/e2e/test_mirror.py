@@ -135,6 +135,38 @@ def test_verify_reports_a_wrong_translation(clusters, tmp_path):
     assert verify.returncode == 1, verify.stdout
     assert "1 mismatch(es)" in verify.stdout
 
+    # Given a result id (as the provider passes it), verify also records its rows and exit code
+    # in the status topic, where a caller that cannot read the output (Kubernetes without pod
+    # logs) finds them; the latest call's record replaces the earlier one under the same key.
+    run_id = json.loads(spec.read_text())["run_id"]
+    env = dict(os.environ, FERRY_MIRROR_RESULT_ID="apply-1")
+    verify = mirror("verify", "--spec", str(spec), "--json", env=env, check=False)
+    assert verify.returncode == 1, verify.stderr
+    printed = json.loads(verify.stdout)
+    recorded = status_record(b, run_id, "command/verify")
+    assert recorded["command"] == "verify" and recorded["result_id"] == "apply-1"
+    assert recorded["run_id"] == run_id and recorded["exit_code"] == 1
+    assert recorded["verification"] == printed
+    [row] = recorded["verification"]
+    assert row["outcome"]["kind"] != "ok" and row["group"] == "wrong-g"
+
+    commit_group(b, "wrong-g", topic, {0: 50})  # repaired: resumes where the source does
+    verify = mirror("verify", "--spec", str(spec), "--json", "--result-id", "apply-2")
+    recorded = status_record(b, run_id, "command/verify")
+    assert (recorded["result_id"], recorded["exit_code"]) == ("apply-2", 0)
+    assert recorded["verification"] == json.loads(verify.stdout)
+    assert [r["result"] for r in recorded["verification"]] == ["ok"]
+
+
+def status_record(bootstrap, run_id, key):
+    """The latest value of `key` in the run's status topic, parsed."""
+    latest = {}
+    for _, k, v, _, _ in read_partition(bootstrap, f"__ferry.{run_id}.status", 0):
+        if k is not None:
+            latest[k.decode()] = v
+    assert latest.get(key) is not None, f"no {key} in the status topic: {sorted(latest)}"
+    return json.loads(latest[key])
+
 
 def test_workers_killed_at_random_lose_and_duplicate_nothing(clusters, tmp_path):
     a, b = clusters
