@@ -46,6 +46,7 @@ e2e: e2e-kafka e2e-k8s
 ## Every end-to-end test but those marked k8s; expects running peers (make peers).
 e2e-kafka: build
 	source .peers/env && cargo test -p ferry-kafka -- --ignored --skip real_msk
+	source .peers/env && cargo test -p terraform-provider-ferry -- --ignored
 	source .peers/env && cd tests/e2e && $(PY) -m pytest -q -p no:cacheprovider -ra -m "not k8s"
 
 ## The Kubernetes end-to-end tests (marker k8s); expects the Kafka peers running (make peers).

@@ -1063,3 +1063,175 @@ mod tests {
         );
     }
 }
+
+/// A one-off command whose output the launcher cannot read back (the Kubernetes launcher on a
+/// cluster that does not serve pod logs), against the target peer's real status topic. Ignored
+/// by default: needs the Kafka peers (`source .peers/env`, FERRY_KAFKA_B), run with `--ignored`.
+#[cfg(test)]
+mod recorded_results {
+    use std::collections::BTreeMap;
+
+    use ferry_kafka::NewTopic;
+    use ferry_mirror_api::VerifyOutcome;
+    use ferry_mirror_api::status::{RESULT_ID_ENV, command_key};
+    use tfplugin::diagnostics::Severity;
+
+    use super::*;
+    use crate::mirror::launcher::{CommandOutput, LaunchError};
+
+    /// Records `verify`'s result in the status topic, under the result id it is given or
+    /// (`stale`) another one, and exits 1 without readable output.
+    struct NoLogs {
+        target: ConnectionConfig,
+        topic: String,
+        stale: bool,
+    }
+
+    fn mismatch() -> VerifyRow {
+        VerifyRow {
+            group: "app".into(),
+            source_topic: "orders".into(),
+            partition: 2,
+            source_offset: 50,
+            target_offset: Some(60),
+            outcome: VerifyOutcome::RecordDiffers {
+                source_record: 50,
+                target_record: 60,
+            },
+        }
+    }
+
+    #[async_trait]
+    impl Launcher for NoLogs {
+        fn secret_dir(&self) -> PathBuf {
+            PathBuf::from("/nonexistent")
+        }
+        async fn provision(&self, _: &RunDocuments) -> Result<(), LaunchError> {
+            Ok(())
+        }
+        async fn ensure_workers(&self, _: usize) -> Result<(), LaunchError> {
+            Ok(())
+        }
+        async fn running(&self) -> usize {
+            0
+        }
+        async fn stop(&self, _: Duration) -> Result<(), LaunchError> {
+            Ok(())
+        }
+        async fn run_once(
+            &self,
+            args: &[&str],
+            env: &[(&str, &str)],
+            _: Duration,
+        ) -> Result<CommandOutput, LaunchError> {
+            assert_eq!(args.first(), Some(&"verify"));
+            let id = env
+                .iter()
+                .find(|(k, _)| *k == RESULT_ID_ENV)
+                .map(|(_, v)| v.to_string())
+                .expect("verify is given a result id");
+            let result = CommandResult {
+                command: "verify".into(),
+                result_id: if self.stale {
+                    format!("{id}-older")
+                } else {
+                    id
+                },
+                exit_code: 1,
+                verification: Some(vec![mismatch()]),
+                ..CommandResult::default()
+            };
+            let value = serde_json::to_vec(&result).unwrap();
+            ferry_kafka::write_keyed(
+                &self.target,
+                &self.topic,
+                0,
+                &[(command_key("verify"), Some(value))],
+                Duration::from_secs(30),
+            )
+            .await
+            .expect("writing the result");
+            Ok(CommandOutput {
+                success: false,
+                exit_code: Some(1),
+                stdout_read: false,
+                stdout: String::new(),
+                stderr: String::new(),
+            })
+        }
+        async fn log_tail(&self, _: usize) -> String {
+            String::new()
+        }
+    }
+
+    /// `verify_into` of a run whose verify records a mismatch (under another id: `stale`).
+    async fn verify(stale: bool) -> (MirrorModel, Diagnostics) {
+        let b = std::env::var("FERRY_KAFKA_B")
+            .expect("FERRY_KAFKA_B is not set: start the peers and `source .peers/env`");
+        let target = ConnectionConfig::plaintext(&b);
+        let run_id = format!("recorded-{}-{}-{stale}", std::process::id(), now_ms());
+        let model = MirrorModel {
+            topics: Tf::Known(vec!["orders".to_string()]),
+            ..MirrorModel::default()
+        };
+        let docs =
+            run_spec::build(&model, &run_id, &target, &target, Path::new("/nonexistent")).unwrap();
+        let topic = docs.spec.status_topic();
+        let admin = Admin::connect(&target).await.unwrap();
+        let new = NewTopic {
+            name: topic.clone(),
+            partitions: 1,
+            replication_factor: None,
+            config: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
+        };
+        admin.create_topic(&new, false).await.unwrap();
+        let launcher = NoLogs {
+            target: target.clone(),
+            topic,
+            stale,
+        };
+        let run = Run {
+            docs,
+            source: target.clone(),
+            target,
+            launcher: Box::new(launcher),
+        };
+        let mut state = MirrorModel::default();
+        let mut diags = Diagnostics::default();
+        run.verify_into(&mut state, &mut diags).await;
+        (state, diags)
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the Kafka peers (FERRY_KAFKA_B)"]
+    async fn a_mismatch_recorded_in_the_status_topic_fails_verification_with_its_rows() {
+        let (state, diags) = verify(false).await;
+        let rows = state.verification.known().cloned().unwrap_or_default();
+        assert_eq!(rows.len(), 1, "{diags:?}");
+        assert_eq!(rows[0].result, mismatch().result_text());
+        let errors: Vec<_> = diags
+            .0
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
+        assert_eq!(errors.len(), 1, "{diags:?}");
+        assert_eq!(errors[0].summary, "Verification found mismatches");
+        assert!(
+            errors[0].detail.contains("app orders[2]: record differs"),
+            "{diags:?}"
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the Kafka peers (FERRY_KAFKA_B)"]
+    async fn a_result_recorded_under_another_id_is_not_taken() {
+        let (state, diags) = verify(true).await;
+        let rows = state.verification.known().cloned().unwrap_or_default();
+        assert!(
+            rows.is_empty(),
+            "an older call's rows are not this call's: {rows:?}"
+        );
+        assert_eq!(diags.0.len(), 1, "{diags:?}");
+        assert_eq!(diags.0[0].summary, "Verification could not run");
+    }
+}
