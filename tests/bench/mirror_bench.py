@@ -16,10 +16,11 @@ committed, and the ratio to the few-partition 2-worker exactly-once rate of the 
 kind was benched too; `FERRY_BENCH_MM2=0` skips MirrorMaker 2 there).
 
 FERRY_BENCH_WIDE_DEDICATED=1 runs the wide case on two dedicated single-node KRaft brokers (source
-and target) that this script starts on free ports with `ulimit -n` raised to
-FERRY_BENCH_NOFILE (default 200000; a root shell can raise the hard limit, others get at most their
-hard limit) and stops at the end, in a directory of their own. The shared peer B runs out of open
-files at 10,000 partitions (one log file per partition, 20,000 fds), so:
+and target) that this script starts on free ports, with their open-files limit raised toward
+FERRY_BENCH_NOFILE (default 200000; without CAP_SYS_RESOURCE only up to the hard limit, 20,000 on
+the project machine) and stops at the end, in a directory of their own. The shared peer B runs out
+of open files at 10,000 partitions (it already holds thousands of other sessions' partitions, one
+open log file each); a dedicated broker peaked at 10,228 open files with 10,000, so:
 
   cargo build --release -p ferry-mirror
   source .peers/env

@@ -109,10 +109,10 @@ fn loop_describe(handle: &tokio::runtime::Handle, admin: &Admin, topic: &str) ->
 }
 
 /// Pairs of (slot producer, partition) a run is sized for. Each slot producer holds librdkafka
-/// state for every partition of the target topics it writes, about 3 KB each (peak RSS per
-/// worker of 64 slots: ~250 MB at 1,000 partitions, ~950 MB at 5,000, 2.2 GB at 10,000 for the
-/// worker that briefly held all 64 slots), so memory grows with slots × partitions, not with
-/// the partitions alone. 160,000 pairs keep the slots' share near 500 MB.
+/// state for every partition of the target topics it writes, about 2.3 KB each (at 10,000
+/// partitions a worker peaked at 2.24 GB having held 64 slots and 1.12 GB having held 16; see
+/// docs/benchmarks.md), so memory grows with slots × partitions, not with the partitions
+/// alone. 160,000 pairs keep the slots' share near 400 MB.
 const SLOT_PARTITION_PAIRS: usize = 160_000;
 
 /// The slot count of a new run: `tuning.slots`, fewer for runs over more than 2,500 partitions
