@@ -26,7 +26,7 @@ from confluent_kafka.admin import (
 from conftest import peer
 from mirror_util import MIRROR, create_topic
 from test_acl import Acls
-from test_mirror import unique
+from test_mirror import status_record, unique
 
 HEADER = """
 terraform {
@@ -99,6 +99,7 @@ output "acls" {
   value = {
     copied  = ferry_mirror.m.acls_copied
     refused = ferry_mirror.m.acls_refused
+    run_id  = ferry_mirror.m.run_id
   }
 }
 """ % SOURCE
@@ -126,6 +127,7 @@ output "acls" {
   value = {
     copied  = ferry_mirror.m.acls_copied
     refused = ferry_mirror.m.acls_refused
+    run_id  = ferry_mirror.m.run_id
   }
 }
 """ % SOURCE
@@ -274,6 +276,12 @@ def test_a_target_without_authorizer_refuses_with_the_brokers_reason(cli, tmp_pa
         line = out["refused"][0]
         assert line.startswith(f"ALLOW {principal} ALL on TOPIC LITERAL {topic} from *: refused by the target:"), line
         assert "SecurityDisabled" in line, line
+        # The provider gave copy-acls a result id: it also recorded its rows in the run's status
+        # topic on the target (created before any worker), read back where output is not.
+        recorded = status_record(peer("FERRY_KAFKA_B"), out["run_id"], "command/copy-acls")
+        assert recorded["command"] == "copy-acls" and recorded["result_id"], recorded
+        assert recorded["exit_code"] == 1 and recorded["verification"] is None, recorded
+        assert [r["outcome"] for r in recorded["acls"]] == ["refused"], recorded
         cli.destroy(extra_env=password_env(), timeout=600)
 
         # A principal map without copy_acls is refused at plan time.
