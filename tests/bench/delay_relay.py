@@ -6,8 +6,10 @@ Used by plan_bench.py in front of the benchmark's broker: with DELAY_MS=20 a req
 exchange costs 40 ms more (the 40 ms round trip `tc netem` would give, which this kernel lacks, see
 docs/benchmarks.md); with DELAY_MS=0 it only counts. Client-to-broker bytes are parsed as Kafka
 frames (int32 size, then int16 api_key), so the count is of requests whatever the client. Prints
-"ready" once listening; on SIGTERM writes {"requests": n, "by_api_key": {...}, "connections": n}
-to STATS_JSON and exits.
+"ready" once listening; on SIGTERM writes {"requests": n, "by_api_key": {...}, "connections": n, "waiting_s": s}
+to STATS_JSON and exits; "waiting_s" is the wall time during which at least one request was waiting
+for its response, so the 40 ms link's "waiting_s" minus loopback's is what the distance cost the
+plan, without the CLI's own (noisy) time.
 """
 
 import asyncio
@@ -23,31 +25,70 @@ requests = Counter()
 connections = 0
 
 
-class Counting:
-    """Splits the client's byte stream into Kafka frames without holding large bodies."""
+class Busy:
+    """Wall time during which at least one request is waiting for its response (all connections):
+    a request counts from the moment its bytes reach the relay to the moment the relay hands its
+    response to the client."""
 
     def __init__(self):
+        self.outstanding = 0
+        self.since = 0.0
+        self.total = 0.0
+
+    def sent(self, n, now):
+        if n and self.outstanding == 0:
+            self.since = now
+        self.outstanding += n
+
+    def answered(self, n, now):
+        if not n or self.outstanding == 0:
+            return
+        self.outstanding = max(0, self.outstanding - n)
+        if self.outstanding == 0:
+            self.total += now - self.since
+
+    def finish(self, now):
+        if self.outstanding:
+            self.total += now - self.since
+            self.outstanding = 0
+
+
+busy = Busy()
+
+
+class Counting:
+    """Splits a Kafka byte stream (int32 size, then the frame) into frames without holding large
+    bodies; returns how many frames a chunk completes. `requests=True` also counts by api_key."""
+
+    def __init__(self, requests=True):
         self.buf = b""
         self.owed = 0
+        self.requests = requests
 
     def feed(self, data):
+        done = 0
         if self.owed:
             take = min(self.owed, len(data))
             self.owed -= take
             data = data[take:]
+            if self.owed == 0:
+                done += 1
         self.buf += data
-        while len(self.buf) >= 6:
+        while len(self.buf) >= (6 if self.requests else 4):
             (size,) = struct.unpack(">i", self.buf[:4])
-            (api_key,) = struct.unpack(">h", self.buf[4:6])
-            requests[api_key] += 1
+            if self.requests:
+                (api_key,) = struct.unpack(">h", self.buf[4:6])
+                requests[api_key] += 1
             if len(self.buf) >= 4 + size:
                 self.buf = self.buf[4 + size :]
+                done += 1
             else:
                 self.owed = 4 + size - len(self.buf)
                 self.buf = b""
+        return done
 
 
-async def pump(reader, writer, delay, counter):
+async def pump(reader, writer, delay, counter, responses=None, owed=None):
     loop = asyncio.get_running_loop()
     queue = asyncio.Queue()
 
@@ -60,6 +101,10 @@ async def pump(reader, writer, delay, counter):
             if wait > 0:
                 await asyncio.sleep(wait)
             writer.write(data)
+            if responses is not None:
+                n = min(responses.feed(data), owed[0])
+                owed[0] -= n
+                busy.answered(n, loop.time())
             await writer.drain()
         writer.close()
 
@@ -70,7 +115,11 @@ async def pump(reader, writer, delay, counter):
             if not data:
                 break
             if counter is not None:
+                before = sum(requests.values())
                 counter.feed(data)
+                n = sum(requests.values()) - before
+                owed[0] += n
+                busy.sent(n, loop.time())
             queue.put_nowait((loop.time() + delay, data))
     except (ConnectionError, OSError):
         pass
@@ -99,10 +148,14 @@ async def main():
             sock = w.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        owed = [0]  # this connection's requests still waiting for their responses
         await asyncio.gather(
-            pump(creader, bwriter, delay, Counting()),
-            pump(breader, cwriter, delay, None),
+            pump(creader, bwriter, delay, Counting(), owed=owed),
+            pump(breader, cwriter, delay, None, Counting(requests=False), owed=owed),
         )
+        # Requests a closed connection never got answers to stop counting as waiting.
+        if owed[0]:
+            busy.answered(owed[0], asyncio.get_running_loop().time())
 
     server = await asyncio.start_server(handle, lhost, int(lport), reuse_address=True, backlog=512)
     stop = asyncio.Event()
@@ -112,9 +165,16 @@ async def main():
     print("ready", flush=True)
     await stop.wait()
     server.close()
+    busy.finish(loop.time())
     with open(stats, "w") as f:
         json.dump(
-            {"requests": sum(requests.values()), "by_api_key": dict(requests), "connections": connections}, f
+            {
+                "requests": sum(requests.values()),
+                "by_api_key": dict(requests),
+                "connections": connections,
+                "waiting_s": round(busy.total, 3),
+            },
+            f,
         )
     # Connections still open are not drained: leave without cancelling their tasks.
     os._exit(0)

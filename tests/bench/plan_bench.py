@@ -13,7 +13,10 @@ What it does:
     (`ferry-bench`, veth 10.231.0.1 <-> 10.231.0.2), never the shared peers;
   * puts tests/bench/delay_relay.py on the host end of the veth: the broker's advertised client
     listener is the relay, which holds every chunk DELAY ms each way (0 for "loopback", 20 for
-    "40 ms") and counts the Kafka requests that pass. The kernel here has no sch_netem
+    "40 ms"), counts the Kafka requests that pass and measures "waiting": the wall time during which
+    at least one request is waiting for its response. Waiting at 40 ms minus waiting on loopback is
+    what the distance cost the plan, without the CLI's own time, which on a busy machine varies by
+    more than the distance does. The kernel here has no sch_netem
     (CONFIG_NET_SCH_NETEM is not set), so the delay is the relay's, not `tc netem`'s; the bench
     prints the measured request round trip of each link;
   * creates the topics out of band (AdminClient, 1 partition, RF 1, retention.ms=3600000), then per
@@ -421,6 +424,7 @@ def plan(cli, work, env, provider, root, delay_ms):
         requests_relay=stats["requests"] if stats else None,
         requests_self=self_count,
         connections=stats["connections"] if stats else None,
+        waiting_s=stats.get("waiting_s") if stats else None,
         rss_mb=round(peak[0] / 1024, 1),
         provider_cpu_s=round(sum(cpu.values()), 1),
         attempts=retry[1],
@@ -520,25 +524,31 @@ def estimate_mongey(rows, count):
         requests_relay=round(ratio * count) if ratio else None,
         requests_self=None,
         connections=None,
+        waiting_s=None,
         rss_mb=None,
         provider_cpu_s=None,
     )
 
 
 def report(rows, version):
-    print(f"\n{version}; distance = plan time at 40 ms minus plan time on loopback (same provider, same count)")
-    print("| provider | topics | link | no-op plan (s) | distance (s) | admin requests (relay) | "
-          "admin requests (ferry's log) | provider peak RSS (MB) | provider CPU (s) |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"\n{version}; distance = plan time at 40 ms minus plan time on loopback (same provider, same count);"
+          " waiting = wall time with a request in flight (relay), whose 40 ms minus loopback difference is the"
+          " distance without the CLI's own time")
+    print("| provider | topics | link | no-op plan (s) | distance (s) | waiting (s) | distance by waiting (s) | "
+          "admin requests (relay) | admin requests (ferry's log) | provider peak RSS (MB) | provider CPU (s) |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         base = next((b for b in rows if b["provider"] == r["provider"] and b["topics"] == r["topics"]
                      and b["link"] == "loopback"), None)
-        dist = ""
+        dist = wdist = ""
         if r["link"] != "loopback" and base and r["plan_s"] is not None:
             dist = f"{r['plan_s'] - base['plan_s']:.1f}"
+        if r["link"] != "loopback" and base and r.get("waiting_s") is not None and base.get("waiting_s") is not None:
+            wdist = f"{r['waiting_s'] - base['waiting_s']:.2f}"
         est = " (estimate)" if r.get("estimated") else ""
         fmt = lambda v: "n/a" if v is None else v  # noqa: E731
         print(f"| {r['provider']} | {r['topics']} | {r['link']} | {fmt(r['plan_s'])}{est} | {dist}{est if dist else ''} | "
+              f"{fmt(r.get('waiting_s'))} | {wdist} | "
               f"{fmt(r['requests_relay'])} | {fmt(r['requests_self'])} | {fmt(r['rss_mb'])} | "
               f"{fmt(r.get('provider_cpu_s'))} |")
 
