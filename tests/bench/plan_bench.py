@@ -461,7 +461,9 @@ def main():
         REPO / ".peers" / "bin" / cli_name
     )
     mongey_40ms_max = int(os.environ.get("FERRY_BENCH_MONGEY_40MS_MAX", "3000"))
-    version = sh(cli, "version").stdout.splitlines()[0]
+    # A warning about the environment's CLI configuration may come first.
+    out = sh(cli, "version").stdout.splitlines()
+    version = next((line for line in out if re.match(r"(Terraform|OpenTofu) v", line)), cli_name)
     root = Path(tempfile.mkdtemp(prefix="ferry-bench-plan-"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     rows = []
