@@ -397,7 +397,11 @@ impl Worker {
         idle: bool,
     ) -> Result<()> {
         // The position is the consumer's local state, not a broker request.
-        let positions = if idle { consumer.position().ok() } else { None };
+        let positions = if idle {
+            consumer.position().ok().map(|l| Positions::of(&l))
+        } else {
+            None
+        };
         let now = Instant::now();
         let rewinds = self.end_transactions(owned, setup, Some((now, limits)), |slot| {
             if slot.fenced {
@@ -442,7 +446,7 @@ impl Worker {
         setup: &Setup,
         stalled: &mut HashMap<PartitionKey, i64>,
     ) {
-        let positions = consumer.position().ok();
+        let positions = consumer.position().ok().map(|l| Positions::of(&l));
         let now: HashMap<PartitionKey, empty::Candidate> = lock(owned)
             .partitions()
             .filter_map(|pc| {
@@ -670,12 +674,29 @@ fn rewinds_of(outcome: CommitOutcome) -> Vec<Rewind> {
     }
 }
 
-/// The consumer's position in one partition, if it has one.
-fn position_of(positions: &TopicPartitionList, topic: &str, partition: i32) -> Option<i64> {
-    match positions.find_partition(topic, partition)?.offset() {
-        Offset::Offset(p) => Some(p),
-        _ => None,
+/// The consumer's positions, indexed once per look: `TopicPartitionList::find_partition` is a
+/// linear search (a `strcmp` per element), so looking every owned partition up in the list
+/// was quadratic — a quarter of a worker's CPU at 5,000 partitions (docs/benchmarks.md).
+struct Positions(HashMap<String, HashMap<i32, i64>>);
+
+impl Positions {
+    fn of(list: &TopicPartitionList) -> Positions {
+        let mut by_topic: HashMap<String, HashMap<i32, i64>> = HashMap::new();
+        for e in list.elements() {
+            if let Offset::Offset(p) = e.offset() {
+                by_topic
+                    .entry(e.topic().to_string())
+                    .or_default()
+                    .insert(e.partition(), p);
+            }
+        }
+        Positions(by_topic)
     }
+}
+
+/// The consumer's position in one partition, if it has one.
+fn position_of(positions: &Positions, topic: &str, partition: i32) -> Option<i64> {
+    positions.0.get(topic)?.get(&partition).copied()
 }
 
 /// Waits for the last status records; a status lost at exit is replaced by the next worker's.
@@ -725,5 +746,26 @@ impl RateWindow {
         };
         self.last = Some((now, records, bytes));
         out
+    }
+}
+
+#[cfg(test)]
+mod positions_tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_found_by_topic_and_partition() {
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset("a", 0, Offset::Offset(7))
+            .unwrap();
+        list.add_partition_offset("a", 1, Offset::Invalid).unwrap();
+        list.add_partition_offset("b", 0, Offset::Offset(3))
+            .unwrap();
+        let positions = Positions::of(&list);
+        assert_eq!(position_of(&positions, "a", 0), Some(7));
+        assert_eq!(position_of(&positions, "a", 1), None, "no position yet");
+        assert_eq!(position_of(&positions, "b", 0), Some(3));
+        assert_eq!(position_of(&positions, "b", 1), None);
+        assert_eq!(position_of(&positions, "c", 0), None);
     }
 }
