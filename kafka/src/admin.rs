@@ -50,6 +50,18 @@ pub enum AdminError {
         operation: &'static str,
         message: String,
     },
+    /// A wide topic was created but growing it to its full width failed: it exists with
+    /// `created` partitions.
+    #[error(
+        "topic {name} was created with {created} of its {wanted} partitions; adding the rest failed \
+         (at most {PARTITIONS_PER_REQUEST} partitions are created per request): {cause}"
+    )]
+    PartlyCreated {
+        name: String,
+        created: i32,
+        wanted: i32,
+        cause: Box<AdminError>,
+    },
 }
 
 impl AdminError {
@@ -407,7 +419,41 @@ impl Admin {
 
     /// Creates a topic. With `validate_only` the broker checks everything (name, configs,
     /// replication factor against live brokers) and creates nothing.
+    ///
+    /// A topic wider than [`PARTITIONS_PER_REQUEST`] is created at that width and grown in
+    /// steps (see [`creation_steps`]); validation covers the first step only. If a step fails
+    /// the topic exists with fewer partitions, and the error says how many.
     pub async fn create_topic(
+        &self,
+        topic: &NewTopic,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let steps = creation_steps(topic.partitions);
+        let first = NewTopic {
+            partitions: steps[0],
+            ..topic.clone()
+        };
+        self.create_topic_in_one_request(&first, validate_only)
+            .await?;
+        if validate_only {
+            return Ok(());
+        }
+        for pair in steps.windows(2) {
+            self.create_partitions(&topic.name, pair[1], false)
+                .await
+                .map_err(|cause| AdminError::PartlyCreated {
+                    name: topic.name.clone(),
+                    created: pair[0],
+                    wanted: topic.partitions,
+                    cause: Box::new(cause),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// One CreateTopics request for the whole topic, whatever its width ([`Admin::create_topic`]
+    /// splits wide topics; this shows why).
+    pub async fn create_topic_in_one_request(
         &self,
         topic: &NewTopic,
         validate_only: bool,
@@ -744,8 +790,38 @@ pub(crate) fn describe_kafka_error(e: &KafkaError) -> String {
     }
 }
 
+/// Partitions one CreateTopics or CreatePartitions request asks for at most. A KRaft controller
+/// refuses a request that writes more than 10,000 metadata records ("Unable to perform
+/// excessively large batch operation"), and a new partition is one record; half that leaves
+/// room for the topic's own records and its configs.
+pub const PARTITIONS_PER_REQUEST: i32 = 5_000;
+
+/// The partition totals a topic of `partitions` goes through: created at the first, grown to
+/// each next one by CreatePartitions; the last is `partitions`.
+pub fn creation_steps(partitions: i32) -> Vec<i32> {
+    let mut steps = vec![partitions.min(PARTITIONS_PER_REQUEST)];
+    while let Some(&last) = steps.last()
+        && last < partitions
+    {
+        steps.push((last + PARTITIONS_PER_REQUEST).min(partitions));
+    }
+    steps
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn wide_topics_are_created_in_steps_the_controller_accepts() {
+        use super::creation_steps;
+        assert_eq!(creation_steps(1), vec![1]);
+        assert_eq!(creation_steps(5_000), vec![5_000]);
+        assert_eq!(creation_steps(5_001), vec![5_000, 5_001]);
+        assert_eq!(creation_steps(12_000), vec![5_000, 10_000, 12_000]);
+        // A nonsensical width goes to the broker as asked, which names the problem.
+        assert_eq!(creation_steps(0), vec![0]);
+        assert_eq!(creation_steps(-1), vec![-1]);
+    }
+
     use super::*;
 
     fn event(code: Option<RDKafkaErrorCode>, text: &str) -> ConnectionEvent {

@@ -23,7 +23,9 @@ pub mod transactions;
 pub use acl::{
     AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
 };
-pub use admin::{Admin, AdminError, NewTopic, Refusal, TopicDescription};
+pub use admin::{
+    Admin, AdminError, NewTopic, PARTITIONS_PER_REQUEST, Refusal, TopicDescription, creation_steps,
+};
 pub use assignment::{Broker, CurrentPartition, change_replication_factor};
 pub use cluster::{OngoingReassignment, PartitionLayout, TopicLayout};
 pub use connection::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};

@@ -507,3 +507,40 @@ async fn client_quotas_over_librdkafkas_connection() {
         .unwrap();
     assert!(admin.describe_quotas(&ip).await.unwrap().is_empty());
 }
+
+/// Cluster C: a topic wider than one KRaft request allows (10,000 metadata records) is created
+/// in steps and ends with every partition led. Asking for it in one request is refused, which
+/// is why the steps exist; the refusal is checked too, so a broker that lifts the limit shows
+/// up here.
+#[tokio::test]
+#[ignore = "needs a running Kafka peer: make peers"]
+async fn a_topic_wider_than_one_request_is_created_in_steps() {
+    const WIDE: i32 = 10_001;
+    let admin = Admin::connect(&ConnectionConfig::plaintext(&env("FERRY_KAFKA_C")))
+        .await
+        .unwrap();
+    let name = unique("wide");
+    let topic = NewTopic {
+        name: name.clone(),
+        partitions: WIDE,
+        replication_factor: Some(1),
+        config: BTreeMap::new(),
+    };
+    let refused = admin
+        .create_topic_in_one_request(&topic, true)
+        .await
+        .expect_err("KRaft refuses 10,001 partitions in one request");
+    assert!(
+        refused.to_string().to_lowercase().contains("excessively large"),
+        "{refused}"
+    );
+
+    admin.create_topic(&topic, false).await.unwrap();
+    let described = admin
+        .wait_until_topic_ready(&name, WIDE, Duration::from_secs(300))
+        .await;
+    admin.delete_topic(&name).await.unwrap();
+    let described = described.unwrap();
+    assert_eq!(described.partitions, WIDE);
+    assert_eq!(described.leaderless_partitions, 0);
+}

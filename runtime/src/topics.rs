@@ -76,7 +76,24 @@ pub(crate) async fn prepare_target(
     create_internal(spec, target).await?;
     let mut existing = Vec::new();
     for pair in pairs {
-        match target.describe_topic(&pair.target).await? {
+        let mut described = target.describe_topic(&pair.target).await?;
+        if let Some(t) = &described
+            && t.partitions < pair.partitions
+            && growing_in_steps(t.partitions, pair.partitions)
+        {
+            // Another worker of this run may be growing the topic it created in steps.
+            described = Some(
+                target
+                    .wait_until_topic_ready(
+                        &pair.target,
+                        pair.partitions,
+                        ready_within(pair.partitions),
+                    )
+                    .await
+                    .unwrap_or_else(|_| t.clone()),
+            );
+        }
+        match described {
             Some(existing) if existing.partitions < pair.partitions => bail!(
                 "target topic {} has {} partitions but source topic {} has {}: records keep their partition, so \
                  the target needs at least as many (add partitions to the target topic)",
@@ -279,8 +296,42 @@ async fn create(target: &Admin, topic: &NewTopic) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("creating target topic {}", topic.name)),
     }
     target
-        .wait_until_topic_ready(&topic.name, topic.partitions, Duration::from_secs(60))
+        .wait_until_topic_ready(
+            &topic.name,
+            topic.partitions,
+            ready_within(topic.partitions),
+        )
         .await?;
     tracing::info!(topic = %topic.name, partitions = topic.partitions, "target topic ready");
     Ok(())
+}
+
+/// How long a new target topic may take to have all its partitions led: a minute, and a second
+/// more per 100 partitions (a fresh broker took minutes for 10,000).
+fn ready_within(partitions: i32) -> Duration {
+    Duration::from_secs(60 + u64::try_from(partitions / 100).unwrap_or(0))
+}
+
+/// Whether a target topic with `have` partitions may be one a worker of this run is still
+/// growing to `want` ([`ferry_kafka::creation_steps`] stops only at multiples of the step).
+fn growing_in_steps(have: i32, want: i32) -> bool {
+    have > 0 && ferry_kafka::creation_steps(want).contains(&have)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_step_of_a_wide_creation_is_waited_for() {
+        assert!(growing_in_steps(5_000, 12_000));
+        assert!(growing_in_steps(10_000, 12_000));
+        assert!(
+            !growing_in_steps(12, 24),
+            "a narrower topic made by hand is refused at once"
+        );
+        assert!(!growing_in_steps(5_000, 5_000 - 1));
+        assert!(!growing_in_steps(7_000, 12_000));
+        assert!(ready_within(10_000) > ready_within(12));
+    }
 }

@@ -7,21 +7,20 @@
 //! read of that cluster is answered from it. Concurrent reads wait for the snapshot being taken
 //! rather than each asking.
 //!
-//! A provider process lives for one CLI command, so a snapshot is as fresh as the plan. A topic
-//! this process changes (create, update, delete) is read from the broker again, alone; a
-//! snapshot older than [`MAX_AGE`] is taken again.
+//! A provider process lives for one CLI command, so a snapshot is as fresh as the plan, and it
+//! answers for the whole command: a refresh of 10,000 topics outlasts any fixed age, and taking
+//! the snapshot again part-way would multiply the requests by the plan's length. A topic this
+//! process changes (create, update, delete) is read from the broker again, alone, and a topic
+//! the snapshot does not know (created since by someone else) is asked about alone.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferry_kafka::cluster::PerTopic;
 use ferry_kafka::{Admin, AdminError, ConnectionConfig, OngoingReassignment, TopicLayout};
 use tokio::sync::Mutex;
-
-/// How long a snapshot answers reads.
-pub const MAX_AGE: Duration = Duration::from_secs(300);
 
 /// What a read of one topic needs.
 #[derive(Debug, Clone)]
@@ -34,7 +33,6 @@ pub struct TopicRead {
 }
 
 struct Snapshot {
-    taken: Instant,
     layouts: PerTopic<Option<TopicLayout>>,
     overrides: PerTopic<BTreeMap<String, String>>,
     moving: Vec<OngoingReassignment>,
@@ -108,13 +106,10 @@ impl TopicReads {
     ) -> Result<Arc<Snapshot>, String> {
         // Readers queue here while the first one takes the snapshot: that is the coalescing.
         let mut slot = cluster.snapshot.lock().await;
-        if let Some(Ok(s)) = slot.as_ref()
-            && s.taken.elapsed() < MAX_AGE
-        {
-            return Ok(Arc::clone(s));
-        }
-        if let Some(Err(e)) = slot.as_ref() {
-            return Err(e.clone());
+        match slot.as_ref() {
+            Some(Ok(s)) => return Ok(Arc::clone(s)),
+            Some(Err(e)) => return Err(e.clone()),
+            None => {}
         }
         let before = admin.requests_sent();
         let started = Instant::now();
@@ -149,7 +144,6 @@ impl TopicReads {
 }
 
 async fn take_snapshot(admin: &Admin) -> Result<Arc<Snapshot>, AdminError> {
-    let taken = Instant::now();
     let names = admin.topic_names(true).await?;
     let layouts = admin.topic_layouts(&names).await?;
     let existing: Vec<String> = names
@@ -160,7 +154,6 @@ async fn take_snapshot(admin: &Admin) -> Result<Arc<Snapshot>, AdminError> {
     let overrides = admin.topics_config_overrides(&existing).await?;
     let moving = admin.list_reassignments().await?;
     Ok(Arc::new(Snapshot {
-        taken,
         layouts,
         overrides,
         moving,
@@ -224,7 +217,6 @@ mod tests {
     #[test]
     fn the_snapshot_answers_for_known_topics_only() {
         let s = Snapshot {
-            taken: Instant::now(),
             layouts: HashMap::from([
                 ("a".to_string(), Ok(Some(layout("a")))),
                 ("gone".to_string(), Ok(None)),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ferry_kafka::{Admin, ConnectionConfig, KafkaErrorCode, NewTopic};
+use ferry_kafka::{Admin, AdminError, ConnectionConfig, KafkaErrorCode, NewTopic};
 use tfplugin::timeouts::{self, Operation, Timeouts};
 use tfplugin::{
     Attribute, AttributePath, Block, Diagnostics, Model, NestedBlock, Plan, Resource, Schema, Tf,
@@ -193,9 +193,28 @@ impl Resource<FerryData> for TopicResource {
             return None;
         };
         ctx.data().topic_reads().changed(&conn, &topic.name);
-        if let Err(e) = admin.create_topic(&topic, false).await {
-            report_topic_error(diags, "Could not create topic", &topic.name, &e);
-            return None;
+        match admin.create_topic(&topic, false).await {
+            Ok(()) => {}
+            // The topic exists, narrower than planned: keep it in state (Terraform marks it
+            // tainted, so the next apply replaces it) rather than leave it unmanaged.
+            Err(e @ AdminError::PartlyCreated { .. }) => {
+                diags.error_from(
+                    Some(AttributePath::root("partitions")),
+                    "Topic created with fewer partitions than planned",
+                    &e,
+                );
+                let mut state = planned;
+                state.id = topic.name.as_str().into();
+                state.topic_id = "".into();
+                if state.replication_factor.is_unknown() {
+                    state.replication_factor = Tf::Null;
+                }
+                return Some(state);
+            }
+            Err(e) => {
+                report_topic_error(diags, "Could not create topic", &topic.name, &e);
+                return None;
+            }
         }
         let within = Timeouts::get(&planned.timeouts, Operation::Create, DEFAULT_TIMEOUT);
         let mut state = planned;
