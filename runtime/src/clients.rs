@@ -17,7 +17,11 @@ pub(crate) const SLOT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reads the source: committed data only (aborted transactions are never copied), no offset
 /// commits to the source. Partitions are assigned by hand, those of the slots the worker owns;
 /// the group id only names the client (it never joins a group).
-pub(crate) fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> ClientConfig {
+pub(crate) fn source_consumer_config(
+    spec: &Spec,
+    source: &ConnectionConfig,
+    run_partitions: usize,
+) -> ClientConfig {
     let mut c = source.client_config();
     c.set("group.id", spec.worker_group())
         .set("enable.auto.commit", "false")
@@ -29,7 +33,8 @@ pub(crate) fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> 
         // fetch must fit in that queue, and when the queue is full librdkafka postpones the
         // partition's next fetch by `fetch.queue.backoff.ms` (1 s by default): with
         // incompressible records the queue fills on every fetch, and that pause, not the
-        // brokers, set the rate (14 MB/s). Fetches are half the queue and the pause is 10 ms.
+        // brokers, set the rate (14 MB/s). Fetches are half the queue and the pause is short
+        // (see `fetch_queue_backoff`).
         .set(
             "queued.max.messages.kbytes",
             spec.tuning.fetch_max_kbytes.to_string(),
@@ -41,8 +46,21 @@ pub(crate) fn source_consumer_config(spec: &Spec, source: &ConnectionConfig) -> 
                 .to_string(),
         )
         .set("max.partition.fetch.bytes", "1048576")
-        .set("fetch.queue.backoff.ms", "10");
+        .set(
+            "fetch.queue.backoff.ms",
+            fetch_queue_backoff(run_partitions).as_millis().to_string(),
+        );
     c
+}
+
+/// How long a partition's fetch waits when the prefetch queue is full. Each time the pause ends,
+/// librdkafka's fetcher wakes and walks every assigned partition under its lock: at 10 ms and
+/// 5,000 partitions that walk took half a worker's CPU. A wide run has always another partition
+/// with data queued, so a longer pause costs it nothing; a narrow run keeps 10 ms, which the
+/// incompressible few-partition copy needs.
+pub(crate) fn fetch_queue_backoff(run_partitions: usize) -> Duration {
+    let millis = u64::try_from(run_partitions / 20).unwrap_or(u64::MAX);
+    Duration::from_millis(millis.clamp(10, 500))
 }
 
 /// Joins the run's slots group on the target, which hands out the slots (partitions of the
@@ -112,4 +130,18 @@ pub(crate) fn reader_config(conn: &ConnectionConfig, group: &str) -> ClientConfi
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "true");
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_queue_pause_grows_with_the_runs_width() {
+        assert_eq!(fetch_queue_backoff(12), Duration::from_millis(10));
+        assert_eq!(fetch_queue_backoff(200), Duration::from_millis(10));
+        assert_eq!(fetch_queue_backoff(1_000), Duration::from_millis(50));
+        assert_eq!(fetch_queue_backoff(5_000), Duration::from_millis(250));
+        assert_eq!(fetch_queue_backoff(100_000), Duration::from_millis(500));
+    }
 }

@@ -3,12 +3,13 @@
 //! query per partition, which is what thousands of partitions need.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::partition_list::append;
 use crate::progress::PartitionKey;
 
 /// End offsets of `partitions`, within `timeout`; an error if any is missing. The consumer's
@@ -48,8 +49,33 @@ pub(crate) fn some_end_offsets<C: ConsumerContext>(
     list_offsets(consumer, partitions, Offset::End, timeout)
 }
 
-/// One ListOffsets round: `at` is `Offset::End` (latest) or `Offset::Beginning` (earliest).
-fn list_offsets<C: ConsumerContext>(
+/// Partitions per `offsets_for_times` call: librdkafka matches each answer to its request entry
+/// by a linear search, so one call over N partitions costs N² comparisons; chunks keep it at
+/// N × this, for one more round trip per chunk.
+const PARTITIONS_PER_CALL: usize = 1_000;
+
+/// ListOffsets for `partitions` (`at` is `Offset::End`, latest, or `Offset::Beginning`,
+/// earliest), one round per leader broker and chunk, all within `timeout`: what was read, and
+/// what went wrong with the others.
+pub(crate) fn list_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    partitions: &[PartitionKey],
+    at: Offset,
+    timeout: Duration,
+) -> Result<(HashMap<PartitionKey, i64>, Vec<String>)> {
+    let deadline = Instant::now() + timeout;
+    let mut found = HashMap::with_capacity(partitions.len());
+    let mut errors = Vec::new();
+    for chunk in partitions.chunks(PARTITIONS_PER_CALL) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (chunk_found, chunk_errors) = list_offsets_once(consumer, chunk, at, left)?;
+        found.extend(chunk_found);
+        errors.extend(chunk_errors);
+    }
+    Ok((found, errors))
+}
+
+fn list_offsets_once<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     partitions: &[PartitionKey],
     at: Offset,
@@ -61,7 +87,7 @@ fn list_offsets<C: ConsumerContext>(
     let mut request = TopicPartitionList::new();
     for (topic, partition) in partitions {
         // Offset::End is the ListOffsets timestamp -1 (latest), Offset::Beginning -2 (earliest).
-        request.add_partition_offset(topic, *partition, at)?;
+        append(&mut request, topic, *partition, at)?;
     }
     let answer = consumer
         .offsets_for_times(request, timeout)

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::clients::reader_config;
 use crate::mapping::{MappingRecord, PartitionMapping};
+use crate::partition_list::append;
 use crate::progress::{self, PartitionKey};
 use crate::topics::TopicPair;
 use anyhow::{Context, Result};
@@ -216,7 +217,7 @@ fn commit_on_target(
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
         if let Some(t) = p.target_offset {
-            tpl.add_partition_offset(&p.target_topic, p.partition, Offset::Offset(t))?;
+            append(&mut tpl, &p.target_topic, p.partition, Offset::Offset(t))?;
         }
     }
     consumer

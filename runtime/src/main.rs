@@ -15,6 +15,7 @@ mod http;
 mod mapping;
 mod memory;
 mod metrics;
+mod partition_list;
 mod progress;
 mod status;
 mod topics;

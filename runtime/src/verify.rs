@@ -14,6 +14,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::clients::reader_config;
 use crate::end_offsets::end_offsets;
 use crate::groups::{committed, load_mappings, selected_groups};
+use crate::partition_list::append;
 use crate::progress::PartitionKey;
 use crate::topics::TopicPair;
 use ferry_kafka::ConnectionConfig;
@@ -188,7 +189,12 @@ fn read_round(
 ) -> Result<Vec<Cursor>> {
     let mut tpl = TopicPartitionList::new();
     for c in &cursors {
-        tpl.add_partition_offset(&c.topic, c.partition, Offset::Offset(c.pending[0]))?;
+        append(
+            &mut tpl,
+            &c.topic,
+            c.partition,
+            Offset::Offset(c.pending[0]),
+        )?;
     }
     reader.assign(&tpl)?;
     // Split after assigning: assigning routes every partition to the main queue again.

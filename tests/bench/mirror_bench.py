@@ -15,7 +15,9 @@ time to the first copied record, threads, fds and peak RSS per worker, the trans
 committed, and the ratio to the few-partition 2-worker exactly-once rate of the same run (when a data
 kind was benched too; `FERRY_BENCH_MM2=0` skips MirrorMaker 2 there).
 
-FERRY_BENCH_WIDE_DEDICATED=1 runs the wide case on two dedicated single-node KRaft brokers (source
+FERRY_BENCH_WIDE_DEDICATED=1 runs the wide case on two dedicated single-node KRaft brokers (their
+group.initial.rebalance.delay.ms is FERRY_BENCH_REBALANCE_DELAY_MS, default 3000 as in Kafka and
+MSK; the test peers use 0) (source
 and target) that this script starts on free ports, with their open-files limit raised toward
 FERRY_BENCH_NOFILE (default 200000; without CAP_SYS_RESOURCE only up to the hard limit, 20,000 on
 the project machine) and stops at the end, in a directory of their own. The shared peer B runs out
@@ -58,6 +60,8 @@ A, B = PEERS["FERRY_KAFKA_A"], PEERS["FERRY_KAFKA_B"]
 LIBS, JAVA = PEERS["FERRY_KAFKA_LIBS"], PEERS["FERRY_JAVA"]
 MIRROR = Path(os.environ.get("FERRY_MIRROR_BIN", REPO / "target" / "release" / "ferry-mirror"))
 GB = float(os.environ.get("FERRY_BENCH_GB", "2"))
+# group.initial.rebalance.delay.ms of the dedicated wide-case brokers.
+REBALANCE_DELAY_MS = int(os.environ.get("FERRY_BENCH_REBALANCE_DELAY_MS", "3000"))
 PARTITIONS = int(os.environ.get("FERRY_BENCH_PARTITIONS", "12"))
 KINDS = [k for k in os.environ.get("FERRY_BENCH_DATA", "text,random").split(",") if k]
 WIDE = int(os.environ.get("FERRY_BENCH_WIDE", "1000"))
@@ -329,7 +333,10 @@ class DedicatedBroker:
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             f"log.dirs={self.root / 'data'}", "auto.create.topics.enable=false",
-            "group.initial.rebalance.delay.ms=0", "num.network.threads=2", "num.io.threads=4",
+            # Kafka's (and MSK's) default, unlike the test peers' 0: workers started together
+            # join the slots group together instead of the first taking every slot for seconds.
+            f"group.initial.rebalance.delay.ms={REBALANCE_DELAY_MS}", "num.network.threads=2",
+            "num.io.threads=4",
             "num.recovery.threads.per.data.dir=1", "log.cleaner.dedupe.buffer.size=16777216",
             # Small segments preallocate nothing big: 10,000 partitions x 2 brokers fit on disk.
             "log.segment.bytes=67108864", "log.index.size.max.bytes=1048576",

@@ -19,6 +19,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::end_offsets::list_offsets;
+use crate::partition_list::append;
 use crate::progress::PartitionKey;
 
 /// A partition short of its goal with nothing delivered: copy from `from`, goal `goal`.
@@ -63,25 +65,16 @@ pub(crate) fn proven_empty(
     Ok(empty)
 }
 
-/// Log start offsets (ListOffsets "earliest"), one batched request.
+/// Log start offsets (ListOffsets "earliest"), batched; partitions whose offset could not be
+/// read are left out (they are not proven empty).
 fn log_starts(
     reader: &BaseConsumer,
     candidates: &[Candidate],
     timeout: Duration,
 ) -> Result<HashMap<PartitionKey, i64>> {
-    let mut request = TopicPartitionList::new();
-    for c in candidates {
-        request.add_partition_offset(&c.key.0, c.key.1, Offset::Beginning)?;
-    }
-    let answer = reader.offsets_for_times(request, timeout)?;
-    Ok(answer
-        .elements()
-        .iter()
-        .filter_map(|e| match (e.error(), e.offset()) {
-            (Ok(()), Offset::Offset(n)) => Some(((e.topic().to_string(), e.partition()), n)),
-            _ => None,
-        })
-        .collect())
+    let keys: Vec<PartitionKey> = candidates.iter().map(|c| c.key.clone()).collect();
+    let (found, _unreadable) = list_offsets(reader, &keys, Offset::Beginning, timeout)?;
+    Ok(found)
 }
 
 /// Splits the candidates so that no round holds two partitions with the same number.
@@ -110,7 +103,7 @@ fn read_round(
 ) -> Result<Vec<PartitionKey>> {
     let mut tpl = TopicPartitionList::new();
     for c in round {
-        tpl.add_partition_offset(&c.key.0, c.key.1, Offset::Offset(c.from))?;
+        append(&mut tpl, &c.key.0, c.key.1, Offset::Offset(c.from))?;
     }
     reader.assign(&tpl)?;
     let mut open: HashMap<i32, &Candidate> = round.iter().map(|c| (c.key.1, c)).collect();

@@ -156,9 +156,12 @@ impl Worker {
             "work split into slots"
         );
         let owned: Arc<Mutex<Owned>> = Arc::default();
-        let consumer: Arc<BaseConsumer> =
-            create_shared(&source_consumer_config(spec, &self.source))
-                .context("creating the source consumer")?;
+        let consumer: Arc<BaseConsumer> = create_shared(&source_consumer_config(
+            spec,
+            &self.source,
+            partitions.len(),
+        ))
+        .context("creating the source consumer")?;
         let context = SlotContext {
             setup: Arc::clone(&setup),
             owned: Arc::clone(&owned),

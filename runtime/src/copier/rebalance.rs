@@ -29,6 +29,7 @@ use crate::clients::target_producer_config;
 use crate::connect::create_with;
 use crate::end_offsets::end_offsets;
 use crate::metrics::Metrics;
+use crate::partition_list::append;
 use crate::progress::{self, PartitionKey};
 use ferry_mirror_api::spec::Mode;
 
@@ -75,7 +76,8 @@ impl SlotContext {
             Ok(taken) => {
                 let mut copy = TopicPartitionList::new();
                 for pc in taken.iter().flat_map(|s| s.partitions.iter()) {
-                    if let Err(e) = copy.add_partition_offset(
+                    if let Err(e) = append(
+                        &mut copy,
                         &pc.source_topic,
                         pc.partition,
                         start_offset(pc.progress.next_source),
