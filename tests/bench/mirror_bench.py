@@ -115,19 +115,26 @@ def admin(bs):
     return _ADMINS[bs]
 
 
-def end_offsets(bs, topic, partitions):
+_STALE = []
+
+
+def end_offsets(bs, topic, partitions, attempts=30):
     """Sum of the partitions' last stable offsets (committed records and markers), in one batched
     ListOffsets request per broker: thousands of per-partition requests took seconds and
-    delayed the first-record time. Retried while leaders of a new topic are being elected."""
+    delayed the first-record time. Retried while leaders of a new topic are being elected, with a
+    new client each time: a client that saw the topic while ferry-mirror was still growing it keeps
+    the narrower metadata for minutes ("Unknown partition")."""
     tps = [TopicPartition(topic, p) for p in range(partitions)]
-    for attempt in range(30):
+    for attempt in range(attempts):
         try:
             futures = admin(bs).list_offsets({tp: OffsetSpec.latest() for tp in tps},
                                              isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30)
             return sum(f.result().offset for f in futures.values())
         except Exception:
-            if attempt == 29:
+            if attempt == attempts - 1:
                 raise
+            _STALE.append(_ADMINS.pop(bs, None))  # kept alive: its futures may still complete
+            time.sleep(0.5)
             time.sleep(1)
 
 
@@ -494,8 +501,9 @@ def wide_on(src, tgt, brokers, few_rate):
         peak_broker_fds = max([peak_broker_fds] + [b.fds() for b in brokers])
         if first is None:
             try:
-                copied = end_offsets(tgt, run_id + "." + topic, WIDE)
+                copied = end_offsets(tgt, run_id + "." + topic, WIDE, attempts=1)
             except Exception:
+                _STALE.append(_ADMINS.pop(tgt, None))
                 copied = 0
             if copied > 0:
                 first = time.monotonic() - started
