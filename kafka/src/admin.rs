@@ -810,9 +810,10 @@ pub fn creation_steps(partitions: i32) -> Vec<i32> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn wide_topics_are_created_in_steps_the_controller_accepts() {
-        use super::creation_steps;
         assert_eq!(creation_steps(1), vec![1]);
         assert_eq!(creation_steps(5_000), vec![5_000]);
         assert_eq!(creation_steps(5_001), vec![5_000, 5_001]);
@@ -821,8 +822,6 @@ mod tests {
         assert_eq!(creation_steps(0), vec![0]);
         assert_eq!(creation_steps(-1), vec![-1]);
     }
-
-    use super::*;
 
     fn event(code: Option<RDKafkaErrorCode>, text: &str) -> ConnectionEvent {
         ConnectionEvent {

@@ -531,7 +531,10 @@ async fn a_topic_wider_than_one_request_is_created_in_steps() {
         .await
         .expect_err("KRaft refuses 10,001 partitions in one request");
     assert!(
-        refused.to_string().to_lowercase().contains("excessively large"),
+        refused
+            .to_string()
+            .to_lowercase()
+            .contains("excessively large"),
         "{refused}"
     );
 
