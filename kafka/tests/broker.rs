@@ -7,7 +7,7 @@
 //! FERRY_KAFKA_A they fail and say so; they never pass silently.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ferry_kafka::{
     Admin, ConnectionConfig, KafkaClientError, KafkaErrorCode, NewTopic, SaslConfig, SaslMechanism,
@@ -16,26 +16,14 @@ use ferry_kafka::{
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+mod common;
+use common::{env, unique};
+
 const TIMEOUT: Duration = Duration::from_secs(20);
 const PEERS: &str = "needs a running Kafka peer: make peers, then source .peers/env";
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: start the peers (make peers) and `source .peers/env` first")
-    })
-}
-
 fn conn() -> ConnectionConfig {
     ConnectionConfig::plaintext(&env("FERRY_KAFKA_A"))
-}
-
-/// A topic name no other test run uses (the peers may be shared and long-lived).
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("ferry-kafka-test.{prefix}.{nanos}")
 }
 
 async fn create(admin: &Admin, name: &str, partitions: i32, config: &[(&str, &str)]) {

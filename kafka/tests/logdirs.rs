@@ -7,17 +7,14 @@
 //! Ignored by default (`cargo test --workspace` runs before the peers start). Run with the peers
 //! up: `source .peers/env && cargo test -p ferry-kafka --test logdirs -- --ignored`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ferry_kafka::{Admin, ConnectionConfig, NewTopic, OngoingReassignment, write_keyed};
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+mod common;
+use common::{env, unique};
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: start the peers (make peers) and `source .peers/env` first")
-    })
-}
+const TIMEOUT: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 #[ignore = "needs the three-broker Kafka peer C: make peers"]
@@ -32,11 +29,7 @@ async fn each_broker_reports_the_replicas_it_holds() {
         .map(|b| b.id)
         .collect();
     assert_eq!(brokers.len(), 3, "{brokers:?}");
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("ferry-kafka-test.logdirs.{nanos}");
+    let name = unique("logdirs");
     let topic = NewTopic {
         name: name.clone(),
         partitions: 3,

@@ -8,23 +8,12 @@
 //! up: `source .peers/env && cargo test -p ferry-kafka --test wide_topic -- --ignored`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ferry_kafka::{Admin, ConnectionConfig, NewTopic};
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: start the peers (make peers) and `source .peers/env` first")
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("ferry-kafka-test.{prefix}.{nanos}")
-}
+mod common;
+use common::{env, unique};
 
 /// Cluster C: a topic wider than one KRaft request allows (10,000 metadata records) is created
 /// in steps and ends with every partition led. Asking for it in one request is refused, which
