@@ -14,7 +14,7 @@ use ferry_mirror_api::spec::{Spec, SpecError};
 use ferry_mirror_api::status::{CommandResult, EndOffset, FinalReport, WorkerStatus};
 use ferry_mirror_api::{GroupState, now_ms};
 use rdkafka::consumer::BaseConsumer;
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::producer::BaseProducer;
 
 use crate::copier::{Finish, Worker};
 use crate::end_offsets::end_offsets;
@@ -277,6 +277,16 @@ async fn run(
     let source_admin = connect_admin(&source, "source").await?;
     let target_admin = connect_admin(&target, "target").await?;
     let pairs = topics::selected(&spec, &source_admin).await?;
+    // Internal topics first (the status topic records which target topics the run took on),
+    // then the slots topic, then the target topics, which may be thousands of partitions.
+    topics::create_internal(&spec, &target_admin).await?;
+    let (slots_spec, slots_target) = (spec.clone(), target.clone());
+    let source_keys: Vec<PartitionKey> = pairs
+        .iter()
+        .flat_map(|p| (0..p.partitions).map(move |i| (p.source.clone(), i)))
+        .collect();
+    blocking(move || crate::copier::record_slot_count(&slots_spec, &slots_target, &source_keys))
+        .await?;
     topics::prepare_target(&spec, &source_admin, &target_admin, &pairs).await?;
 
     let metrics = Arc::new(Metrics::default());
@@ -330,7 +340,9 @@ async fn run(
             &check_target,
             &check_spec.progress_group(),
         ))?;
-        worker.run(&|| run_complete(&reader, &keys))
+        let finish = worker.run(&|| run_complete(&reader, &keys));
+        crate::connect::close_in_background(reader);
+        finish
     })
     .await?;
     if terminal {
@@ -422,8 +434,7 @@ fn finish_once(
         Some(&spec.finisher_transactional_id()),
     ))?;
     // Fences any other worker finishing the same run; whatever it left open is aborted.
-    finisher
-        .init_transactions(READ_TIMEOUT)
+    crate::connect::init_transactions(&finisher, &spec.status_topic(), READ_TIMEOUT)
         .context("becoming the run's finisher")?;
     if let Some(report) = written(READ_TIMEOUT)? {
         return Ok(report);
@@ -530,7 +541,7 @@ async fn record_result(
         let (spec, target) = (spec.clone(), target.clone());
         blocking(move || {
             let producer: BaseProducer =
-                crate::connect::create(&clients::target_producer_config(&spec, &target, None))?;
+                crate::connect::create(&clients::status_producer_config(&spec, &target))?;
             status::write_command_result(&producer, &spec.status_topic(), &result, target.timeout)
         })
         .await
@@ -556,7 +567,7 @@ async fn translate(
         // With no group there is nothing to record (and the run's topics may not exist).
         if !results.is_empty() {
             let producer: BaseProducer =
-                crate::connect::create(&clients::target_producer_config(&spec, &target, None))?;
+                crate::connect::create(&clients::status_producer_config(&spec, &target))?;
             status::write_groups(&producer, &spec.status_topic(), &results, target.timeout)?;
         }
         Ok(results)
@@ -624,7 +635,7 @@ async fn withdraw_report(spec: Spec, target: ConnectionConfig) -> Result<ExitCod
     }
     blocking(move || {
         let producer: BaseProducer =
-            crate::connect::create(&clients::target_producer_config(&spec, &target, None))?;
+            crate::connect::create(&clients::status_producer_config(&spec, &target))?;
         status::withdraw_report(&producer, &topic, target.timeout)
     })
     .await?;

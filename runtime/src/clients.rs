@@ -121,6 +121,20 @@ pub(crate) fn target_producer_config(
     c
 }
 
+/// Writes the run's own bookkeeping (status, target checks, command results, group results)
+/// outside any transaction. Not idempotent: an idempotent producer first needs a producer id,
+/// which librdkafka asks for on a 500 ms timer when no broker is up yet, so every new one
+/// waited half a second before its first write, on the start and finish paths of every run.
+/// One request in flight keeps these keyed records in order on retries; a retried duplicate of
+/// a record is harmless in a compacted topic read by key.
+pub(crate) fn status_producer_config(spec: &Spec, target: &ConnectionConfig) -> ClientConfig {
+    let mut c = target_producer_config(spec, target, None);
+    c.set("enable.idempotence", "false")
+        .set("max.in.flight.requests.per.connection", "1")
+        .set("linger.ms", "0");
+    c
+}
+
 /// A plain reader of one cluster, used to look at single records and committed offsets.
 pub(crate) fn reader_config(conn: &ConnectionConfig, group: &str) -> ClientConfig {
     let mut c = conn.client_config();
@@ -128,9 +142,19 @@ pub(crate) fn reader_config(conn: &ConnectionConfig, group: &str) -> ClientConfi
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true");
+        .set("enable.partition.eof", "true")
+        // Readers read to the end and stop there; the end is known when a fetch comes back
+        // empty, which the broker holds for `fetch.wait.max.ms` (500 ms by default, paid by
+        // every read of the mapping or status topic on the way to the final report).
+        .set(
+            "fetch.wait.max.ms",
+            READER_FETCH_WAIT.as_millis().to_string(),
+        );
     c
 }
+
+/// How long a reader's empty fetch waits at the broker (see [`reader_config`]).
+const READER_FETCH_WAIT: Duration = Duration::from_millis(20);
 
 #[cfg(test)]
 mod tests {

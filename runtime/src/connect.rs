@@ -89,6 +89,35 @@ where
     Ok(client)
 }
 
+/// `init_transactions` on a producer just made, without librdkafka's half-second wait:
+/// librdkafka looks for the transaction coordinator through a connection to a broker it
+/// learned from metadata (not the bootstrap one), and when none is up yet (a new producer) it
+/// asks again only after 500 ms, which every slot taken and every run's final report paid.
+/// Asking the leader of one small partition (`via_topic`'s first, which exists) for its
+/// offsets brings such a connection up first; should that fail, the wait is only what it was.
+pub(crate) fn init_transactions<C: ProducerContext + 'static>(
+    producer: &BaseProducer<C>,
+    via_topic: &str,
+    timeout: Duration,
+) -> rdkafka::error::KafkaResult<()> {
+    if let Err(e) =
+        producer
+            .client()
+            .fetch_watermarks(via_topic, 0, timeout.min(Duration::from_secs(5)))
+    {
+        tracing::debug!(error = %e, "reaching a broker before init_transactions failed");
+    }
+    producer.init_transactions(timeout)
+}
+
+/// Drops clients on a thread of their own. Closing a consumer that has a group id waits for
+/// librdkafka in 100 ms polls (rdkafka's close loop): a worker's readers took half a second,
+/// one after another, between its last copy and the run's final report. Only for clients
+/// that commit and write nothing: the process may exit before they are gone.
+pub(crate) fn close_in_background<T: Send + 'static>(clients: T) {
+    std::thread::spawn(move || drop(clients));
+}
+
 fn mechanism(m: SaslMechanism) -> ferry_kafka::SaslMechanism {
     match m {
         SaslMechanism::Plain => ferry_kafka::SaslMechanism::Plain,

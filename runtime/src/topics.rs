@@ -63,8 +63,9 @@ pub(crate) async fn selected(spec: &Spec, source: &Admin) -> Result<Vec<TopicPai
     Ok(pairs)
 }
 
-/// Creates missing target topics like their sources, and the run's internal topics; refuses
-/// target topics holding records the run did not copy, unless the spec allows appending.
+/// Creates missing target topics like their sources; refuses target topics holding records the
+/// run did not copy, unless the spec allows appending. The run's internal topics must exist
+/// ([`create_internal`]): the status topic records which target topics the run took on.
 pub(crate) async fn prepare_target(
     spec: &Spec,
     source: &Admin,
@@ -72,8 +73,6 @@ pub(crate) async fn prepare_target(
     pairs: &[TopicPair],
 ) -> Result<()> {
     let brokers = target.broker_count().await? as i32;
-    // Internal topics first: the status topic records which target topics the run took on.
-    create_internal(spec, target).await?;
     let mut existing = Vec::new();
     for pair in pairs {
         let mut described = target.describe_topic(&pair.target).await?;
@@ -197,7 +196,7 @@ fn check_target_topics(
         .collect();
     if !checks.is_empty() {
         let producer: BaseProducer =
-            crate::connect::create(&clients::target_producer_config(spec, target, None))?;
+            crate::connect::create(&clients::status_producer_config(spec, target))?;
         status::write_target_checks(&producer, &spec.status_topic(), &checks, CHECK_TIMEOUT)?;
     }
     for t in checked.values().chain(&checks) {

@@ -306,6 +306,14 @@ def process_counts(pid):
         return 0, 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a live process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
 
 def free_port():
     with socket.socket() as s:
@@ -494,10 +502,15 @@ def wide_on(src, tgt, brokers, few_rate):
     first = None
     peak_threads = peak_fds = peak_broker_fds = 0
     copied = 0
+    # Where the two cores went during the run: each worker's CPU (last sample before it exits)
+    # and each dedicated broker's.
+    broker_cpu_at_start = [cpu_seconds(b.proc.pid) for b in brokers]
+    worker_cpu = [0.0 for _ in procs]
     while time.monotonic() - started < WIDE_SECONDS and any(pr.poll() is None for pr in procs):
-        for pr in procs:
+        for i, pr in enumerate(procs):
             t, f = process_counts(pr.pid)
             peak_threads, peak_fds = max(peak_threads, t), max(peak_fds, f)
+            worker_cpu[i] = max(worker_cpu[i], cpu_seconds(pr.pid))
         peak_broker_fds = max([peak_broker_fds] + [b.fds() for b in brokers])
         if first is None:
             try:
@@ -509,6 +522,7 @@ def wide_on(src, tgt, brokers, few_rate):
                 first = time.monotonic() - started
         time.sleep(1)
     elapsed = time.monotonic() - started
+    broker_cpu = [cpu_seconds(b.proc.pid) - at for b, at in zip(brokers, broker_cpu_at_start)]
     finished = all(pr.poll() == 0 for pr in procs)
     for pr in procs:
         if pr.poll() is None:
@@ -530,6 +544,9 @@ def wide_on(src, tgt, brokers, few_rate):
     print(f"  peak per worker: {peak_threads} threads, {peak_fds} fds; peak RSS per worker {per_worker} MB")
     if brokers:
         print(f"  peak open files of a dedicated broker: {peak_broker_fds}")
+        print(f"  CPU seconds in {elapsed:.0f}s of wall clock (2 cores = {2 * elapsed:.0f}): workers "
+              f"{' and '.join(f'{c:.0f}' for c in worker_cpu)} (at least: sampled once a second), "
+              f"source broker {broker_cpu[0]:.0f}, target broker {broker_cpu[1]:.0f}")
     print(f"  transactions committed (both workers): {txns}")
     if finished:
         rate = sent / 1e6 / elapsed

@@ -48,7 +48,7 @@ use self::split::Split;
 use self::transaction::{CommitOutcome, Sent, end_in_parallel, fail, is_fenced, record_outcome};
 use crate::clients::{
     TRANSACTION_TIMEOUT, reader_config, slots_consumer_config, source_consumer_config,
-    target_producer_config,
+    status_producer_config,
 };
 use crate::connect::{create_shared, create_with};
 use crate::end_offsets::some_end_offsets;
@@ -65,6 +65,26 @@ const DRAIN_MAX: usize = 10_000;
 
 /// Bound of each blocking transactional call (init, flush, commit, abort) and progress read.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Records the run's slot count (creates its slots topic) if no worker has yet, before the
+/// run's target topics are created: a broker applies topic creations in order, and a slots
+/// topic created after 10,000 target partitions waited about 20 s behind their logs, delaying
+/// the first copied record by as much. Blocking; the worker reads the recorded count again.
+pub(crate) fn record_slot_count(
+    spec: &Spec,
+    target: &ConnectionConfig,
+    source_partitions: &[PartitionKey],
+) -> Result<u32> {
+    let progress_reader: BaseConsumer =
+        crate::connect::create(&reader_config(target, &spec.progress_group()))?;
+    control::slot_count(
+        spec,
+        target,
+        &progress_reader,
+        source_partitions,
+        CALL_TIMEOUT,
+    )
+}
 
 /// What the copy loop and the rebalance callbacks share.
 struct Setup {
@@ -183,7 +203,7 @@ impl Worker {
         let (mut group_errors, mut source_errors) = (ErrorLog::default(), ErrorLog::default());
         let mut fenced_at: Vec<Instant> = Vec::new();
         let status_producer: Arc<BaseProducer> =
-            create_shared(&target_producer_config(spec, &self.target, None))?;
+            create_shared(&status_producer_config(spec, &self.target))?;
 
         let limits = Limits::new(&spec.tuning, TRANSACTION_TIMEOUT);
         let status_every = Duration::from_millis(spec.tuning.status_interval_ms);
@@ -203,6 +223,8 @@ impl Worker {
                 self.publish_status(&owned, &setup, &status_producer, &mut rate);
                 flush_status(&status_producer);
                 slots_consumer.unsubscribe();
+                drop(slots_consumer);
+                crate::connect::close_in_background((context, consumer, setup));
                 return Ok(Finish::Stopped);
             }
             // Serves the slots group: heartbeats run on librdkafka's thread, rebalances here.
@@ -303,6 +325,9 @@ impl Worker {
                     && run_complete()?
                 {
                     flush_status(&status_producer);
+                    // Leaves the slots group now (revoking the slots); the readers go aside.
+                    drop(slots_consumer);
+                    crate::connect::close_in_background((context, consumer, setup));
                     return Ok(Finish::CaughtUp);
                 }
             }

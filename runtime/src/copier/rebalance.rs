@@ -18,7 +18,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::bindings::rd_kafka_resp_err_t as RespErr;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::producer::BaseProducer;
 
 use super::partition::{PartitionCopy, PartitionProgress};
 use super::slot::{Owned, SlotCopy, start_offset};
@@ -183,9 +183,12 @@ fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCop
                     )
                     .context("creating a target producer")?;
                     if setup.exactly_once {
-                        producer
-                            .init_transactions(CALL_TIMEOUT)
-                            .with_context(|| format!("initialising transactions for {txn_id}"))?;
+                        crate::connect::init_transactions(
+                            &producer,
+                            &spec.status_topic(),
+                            CALL_TIMEOUT,
+                        )
+                        .with_context(|| format!("initialising transactions for {txn_id}"))?;
                     }
                     Ok(producer)
                 })
