@@ -182,8 +182,9 @@ def test_workers_killed_at_random_lose_and_duplicate_nothing(clusters, tmp_path)
     kills = 0
     deadline = time.monotonic() + 900
     rnd = random.Random(3)
+    # A kill every 1-3 s: with faster starts, kills every 2-5 s let a 1 GB copy finish after two.
     while any(p.poll() is None for p in workers.values()) and time.monotonic() < deadline:
-        time.sleep(rnd.uniform(2, 5))
+        time.sleep(rnd.uniform(1, 3))
         live = [w for w, p in workers.items() if p.poll() is None]
         if not live or kills >= 12:
             continue

@@ -128,11 +128,18 @@ def test_sigterm_stops_a_wide_worker_and_the_copy_resumes_exactly(clusters, tmp_
     topic = unique("wide")
     partitions = 200
     create_topic(a, topic, partitions)
-    n = partitions * 20
-    produce(a, topic, records(n, partitions))
+    # 100 MB, and the signal as soon as the worker has taken its slots: a worker that starts
+    # quickly must still be copying when it is stopped (a fixed sleep let it finish first).
+    n = partitions * 500
+    base = int(time.time() * 1000) - 60_000
+    produce(a, topic, ((i % partitions, f"k{i}".encode(), f"v{i}".encode().ljust(1000, b"."), None, base + i)
+                       for i in range(n)))
     spec = write_spec(tmp_path / "spec.json", unique("run"), a, b, topics={"names": [topic]})
     worker = start_worker(spec, "w1", tmp_path)
-    time.sleep(4)
+    deadline = time.monotonic() + 120
+    while b"slots assigned" not in (tmp_path / "w1.log").read_bytes() and worker.poll() is None:
+        assert time.monotonic() < deadline, (tmp_path / "w1.log").read_text()[-3000:]
+        time.sleep(0.05)
     assert worker.poll() is None, "the worker finished before it could be stopped"
     sent = time.monotonic()
     os.killpg(worker.pid, signal.SIGTERM)

@@ -182,6 +182,12 @@ impl Worker {
             partitions.len(),
         ))
         .context("creating the source consumer")?;
+        // librdkafka asks for the metadata of a topic first assigned to a consumer only on its
+        // one-second timer, so the first fetch after taking slots waited up to a second. One
+        // metadata request now fills the consumer's cache (a failure only costs that second).
+        if let Err(e) = consumer.fetch_metadata(None, CALL_TIMEOUT) {
+            tracing::debug!(error = %e, "reading the source's metadata ahead of the first assignment");
+        }
         let context = SlotContext {
             setup: Arc::clone(&setup),
             owned: Arc::clone(&owned),
