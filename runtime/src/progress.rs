@@ -76,7 +76,11 @@ pub fn committed_with_retry<C: rdkafka::consumer::ConsumerContext>(
     use rdkafka::error::RDKafkaErrorCode as E;
     let deadline = std::time::Instant::now() + timeout;
     loop {
-        match consumer.committed_offsets(tpl.clone(), timeout) {
+        // Each attempt gets what is left of the bound, so retries never add up past it.
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .max(Duration::from_millis(100));
+        match consumer.committed_offsets(tpl.clone(), left) {
             Err(e)
                 if std::time::Instant::now() < deadline
                     && matches!(

@@ -27,6 +27,7 @@ mod rebalance;
 mod slot;
 mod split;
 mod transaction;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,9 @@ const DRAIN_MAX: usize = 10_000;
 
 /// Bound of each blocking transactional call (init, flush, commit, abort) and progress read.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long past the records' own timeout a slot's full producer queue is waited on.
+const QUEUE_FULL_MARGIN: Duration = Duration::from_secs(10);
 
 /// Records the run's slot count (creates its slots topic) if no worker has yet, before the
 /// run's target topics are created: a broker applies topic creations in order, and a slots
@@ -219,12 +223,14 @@ impl Worker {
         let mut last_report_poll = Instant::now();
         let mut last_trim = Instant::now();
         let mut stalled: HashMap<PartitionKey, i64> = HashMap::new();
+        let watch = watch::LoopWatch::start();
 
         loop {
             if let Some(fatal) = setup.fatal.lock().expect("fatal lock").take() {
                 return Err(anyhow!(fatal));
             }
             if self.stop.load(Ordering::Relaxed) {
+                watch.step("stopping");
                 self.finish_all(&owned, &setup);
                 self.publish_status(&owned, &setup, &status_producer, &mut rate);
                 flush_status(&status_producer);
@@ -234,6 +240,7 @@ impl Worker {
                 return Ok(Finish::Stopped);
             }
             // Serves the slots group: heartbeats run on librdkafka's thread, rebalances here.
+            watch.step("serving the slots group (taking or giving up slots)");
             if let Some(Err(e)) = slots_consumer.poll(Duration::ZERO) {
                 self.metrics.errors.inc();
                 if let Some((code, reason)) = slots_consumer.client().fatal_error() {
@@ -262,6 +269,7 @@ impl Worker {
             // Copies what the consumer holds (bounded) before looking at commits: a commit
             // round blocks the loop, so one record per round would copy a record per round
             // trip.
+            watch.step("copying records");
             let (mut copied, drain_until) = (0usize, Instant::now() + DRAIN_FOR);
             idle = false;
             loop {
@@ -301,6 +309,7 @@ impl Worker {
                 last_trim = Instant::now();
                 crate::memory::release_free_memory();
             }
+            watch.step("ending transactions");
             self.commit_due(&consumer, &owned, &setup, &limits, idle)?;
             // Once every owned partition is done, check for completion right away instead of
             // waiting for the next status tick.
@@ -319,10 +328,13 @@ impl Worker {
             };
             if last_status.elapsed() >= due {
                 if spec.mode == Mode::UntilCaughtUp {
+                    watch.step("checking partitions short of their goal");
                     self.settle_empty(&consumer, &owned, &setup, &mut stalled);
                 }
                 last_status = Instant::now();
+                watch.step("publishing the status");
                 let status = self.publish_status(&owned, &setup, &status_producer, &mut rate);
+                watch.step("checking whether the run is complete");
                 // A worker holding no partition (more workers than slots with partitions)
                 // finishes when the others have.
                 if spec.mode == Mode::UntilCaughtUp
@@ -395,10 +407,29 @@ impl Worker {
         if let Some(h) = m.headers() {
             record = record.headers(h.detach());
         }
+        let full_since = Instant::now();
         loop {
             match slot.producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // Records leave the queue delivered or, after `message.timeout.ms` (the
+                    // transaction timeout), failed: a queue full for longer means the
+                    // producer is stuck, and the slot's work is redone rather than waited on.
+                    if full_since.elapsed() > TRANSACTION_TIMEOUT + QUEUE_FULL_MARGIN {
+                        let outcome = fail(
+                            slot,
+                            setup,
+                            format!(
+                                "the slot's producer queue stayed full for {}s: the target \
+                                 takes no records",
+                                full_since.elapsed().as_secs()
+                            ),
+                            false,
+                        );
+                        record_outcome(&self.metrics, slot.index, &outcome);
+                        // The partition is open (this transaction), so it rewinds too.
+                        return rewinds_of(outcome);
+                    }
                     // Serves delivery reports only (no broker request) until there is room.
                     record = back;
                     slot.producer.poll(Duration::from_millis(1));
