@@ -118,6 +118,27 @@ pub(crate) fn close_in_background<T: Send + 'static>(clients: T) {
     std::thread::spawn(move || drop(clients));
 }
 
+/// Drops clients on a thread of their own and waits for that at most `wait`. Destroying a
+/// librdkafka client can hang for good after a broker went down and came back (open
+/// librdkafka issues 4131 and 4674: a broker handle whose reference count never reaches
+/// zero), and a worker destroys its slot producers, and sometimes its slots consumer, right
+/// after a target broker restart. A client still closing after `wait` is left to its thread
+/// (a warning says so) and the caller goes on.
+pub(crate) fn close_within<T: Send + 'static>(clients: T, what: &str, wait: Duration) {
+    let (closed, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(clients);
+        // The caller may have stopped waiting.
+        let _ = closed.send(());
+    });
+    if done.recv_timeout(wait).is_err() {
+        tracing::warn!(
+            "{what} did not close within {}s; left closing on a thread of its own",
+            wait.as_secs()
+        );
+    }
+}
+
 fn mechanism(m: SaslMechanism) -> ferry_kafka::SaslMechanism {
     match m {
         SaslMechanism::Plain => ferry_kafka::SaslMechanism::Plain,

@@ -67,6 +67,10 @@ const DRAIN_MAX: usize = 10_000;
 /// Bound of each blocking transactional call (init, flush, commit, abort) and progress read.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long the loop waits for a slots consumer it is done with to close (it leaves the
+/// group, giving up its slots); see `connect::close_within`.
+const SLOTS_CLOSE_WAIT: Duration = Duration::from_secs(10);
+
 /// How long past the records' own timeout a slot's full producer queue is waited on.
 const QUEUE_FULL_MARGIN: Duration = Duration::from_secs(10);
 
@@ -192,13 +196,13 @@ impl Worker {
         if let Err(e) = consumer.fetch_metadata(None, CALL_TIMEOUT) {
             tracing::debug!(error = %e, "reading the source's metadata ahead of the first assignment");
         }
-        let context = SlotContext {
-            setup: Arc::clone(&setup),
-            owned: Arc::clone(&owned),
-            metrics: Arc::clone(&self.metrics),
+        let context = SlotContext::new(
+            Arc::clone(&setup),
+            Arc::clone(&owned),
+            Arc::clone(&self.metrics),
             split,
-            source: Arc::clone(&consumer),
-        };
+            Arc::clone(&consumer),
+        );
         let join = |context: SlotContext| -> Result<BaseConsumer<SlotContext>> {
             let c: BaseConsumer<SlotContext> = create_with(
                 &slots_consumer_config(spec, &self.target, &self.worker_id),
@@ -209,7 +213,7 @@ impl Worker {
                 .context("joining the run's slots group")?;
             Ok(c)
         };
-        let mut slots_consumer = join(context.clone())?;
+        let mut slots_consumer = join(context.for_new_consumer())?;
         let (mut group_errors, mut source_errors) = (ErrorLog::default(), ErrorLog::default());
         let mut fenced_at: Vec<Instant> = Vec::new();
         let status_producer: Arc<BaseProducer> =
@@ -235,7 +239,11 @@ impl Worker {
                 self.publish_status(&owned, &setup, &status_producer, &mut rate);
                 flush_status(&status_producer);
                 slots_consumer.unsubscribe();
-                drop(slots_consumer);
+                crate::connect::close_within(
+                    slots_consumer,
+                    "the slots consumer",
+                    SLOTS_CLOSE_WAIT,
+                );
                 crate::connect::close_in_background((context, consumer, setup));
                 return Ok(Finish::Stopped);
             }
@@ -260,8 +268,13 @@ impl Worker {
                     }
                     tracing::warn!(?code, %reason, "the slots consumer failed; giving up the slots and rejoining");
                     context.release();
-                    drop(slots_consumer);
-                    slots_consumer = join(context.clone())?;
+                    slots_consumer.context().retire();
+                    crate::connect::close_within(
+                        slots_consumer,
+                        "the failed slots consumer",
+                        SLOTS_CLOSE_WAIT,
+                    );
+                    slots_consumer = join(context.for_new_consumer())?;
                 } else {
                     group_errors.log(&e.to_string(), "slots group error");
                 }
@@ -344,7 +357,11 @@ impl Worker {
                 {
                     flush_status(&status_producer);
                     // Leaves the slots group now (revoking the slots); the readers go aside.
-                    drop(slots_consumer);
+                    crate::connect::close_within(
+                        slots_consumer,
+                        "the slots consumer",
+                        SLOTS_CLOSE_WAIT,
+                    );
                     crate::connect::close_in_background((context, consumer, setup));
                     return Ok(Finish::CaughtUp);
                 }

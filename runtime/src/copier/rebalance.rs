@@ -11,7 +11,9 @@
 //! locked only to move slots in or out of it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use rdkafka::TopicPartitionList;
@@ -41,7 +43,14 @@ pub(crate) struct SlotContext {
     pub split: Arc<Split>,
     /// The copy consumer: its assignment follows the owned slots.
     pub source: Arc<BaseConsumer>,
+    /// Set on a slots consumer that has been replaced: its callbacks, served while it closes
+    /// on a thread of its own, must not touch the slots or the copy consumer any more.
+    retired: Arc<AtomicBool>,
 }
+
+/// How long giving up slots waits for their producers to be destroyed (see
+/// `connect::close_within`).
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl ClientContext for SlotContext {
     // MSK IAM tokens when the target side says AWS_MSK_IAM (a no-op otherwise): the slots
@@ -57,6 +66,12 @@ impl ClientContext for SlotContext {
 
 impl ConsumerContext for SlotContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RespErr, tpl: &mut TopicPartitionList) {
+        if self.retired.load(Ordering::Relaxed) {
+            if let Err(e) = consumer.unassign() {
+                tracing::debug!(error = %e, "unassigning a replaced slots consumer");
+            }
+            return;
+        }
         match err {
             RespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(consumer, tpl),
             RespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer),
@@ -66,6 +81,36 @@ impl ConsumerContext for SlotContext {
 }
 
 impl SlotContext {
+    pub fn new(
+        setup: Arc<Setup>,
+        owned: Arc<Mutex<Owned>>,
+        metrics: Arc<Metrics>,
+        split: Arc<Split>,
+        source: Arc<BaseConsumer>,
+    ) -> SlotContext {
+        SlotContext {
+            setup,
+            owned,
+            metrics,
+            split,
+            source,
+            retired: Arc::default(),
+        }
+    }
+
+    /// The context of a new slots consumer: shares everything but the retired mark.
+    pub fn for_new_consumer(&self) -> SlotContext {
+        SlotContext {
+            retired: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Marks this context's consumer as replaced (see `retired`).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
     fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         let slots: Vec<u32> = tpl
             .elements()
@@ -138,7 +183,9 @@ impl SlotContext {
         for (slot, outcome) in indexes.iter().zip(end_in_parallel(open, &self.setup)) {
             record_outcome(&self.metrics, *slot, &outcome);
         }
-        drop(revoked);
+        if !revoked.is_empty() {
+            crate::connect::close_within(revoked, "the given-up slots' producers", CLOSE_WAIT);
+        }
         if let Err(e) = self.source.unassign() {
             tracing::error!(error = %e, "unassigning the source partitions failed");
         }
