@@ -126,16 +126,23 @@ pub(crate) fn close_in_background<T: Send + 'static>(clients: T) {
 /// (a warning says so) and the caller goes on.
 pub(crate) fn close_within<T: Send + 'static>(clients: T, what: &str, wait: Duration) {
     let (closed, done) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    let owned_what = what.to_string();
     std::thread::spawn(move || {
         drop(clients);
+        let took = started.elapsed();
+        if took > wait {
+            tracing::warn!(seconds = took.as_secs(), "{owned_what} closed after all");
+        }
         // The caller may have stopped waiting.
         let _ = closed.send(());
     });
-    if done.recv_timeout(wait).is_err() {
-        tracing::warn!(
+    match done.recv_timeout(wait) {
+        Ok(()) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "{what} closed"),
+        Err(_) => tracing::warn!(
             "{what} did not close within {}s; left closing on a thread of its own",
             wait.as_secs()
-        );
+        ),
     }
 }
 
