@@ -115,7 +115,13 @@ pub(crate) fn init_transactions<C: ProducerContext + 'static>(
 /// one after another, between its last copy and the run's final report. Only for clients
 /// that commit and write nothing: the process may exit before they are gone.
 pub(crate) fn close_in_background<T: Send + 'static>(clients: T) {
-    std::thread::spawn(move || drop(clients));
+    // Without a thread (none left), the failed spawn drops the clients here, in line.
+    if let Err(e) = std::thread::Builder::new()
+        .name("ferry-close".into())
+        .spawn(move || drop(clients))
+    {
+        tracing::debug!(error = %e, "clients closed in line");
+    }
 }
 
 /// Drops clients on a thread of their own and waits for that at most `wait`. Destroying a
@@ -128,15 +134,22 @@ pub(crate) fn close_within<T: Send + 'static>(clients: T, what: &str, wait: Dura
     let (closed, done) = std::sync::mpsc::channel();
     let started = std::time::Instant::now();
     let owned_what = what.to_string();
-    std::thread::spawn(move || {
-        drop(clients);
-        let took = started.elapsed();
-        if took > wait {
-            tracing::warn!(seconds = took.as_secs(), "{owned_what} closed after all");
-        }
-        // The caller may have stopped waiting.
-        let _ = closed.send(());
-    });
+    let spawned = std::thread::Builder::new()
+        .name("ferry-close".into())
+        .spawn(move || {
+            drop(clients);
+            let took = started.elapsed();
+            if took > wait {
+                tracing::warn!(seconds = took.as_secs(), "{owned_what} closed after all");
+            }
+            // The caller may have stopped waiting.
+            let _ = closed.send(());
+        });
+    if let Err(e) = spawned {
+        // The failed spawn dropped the clients, in line.
+        tracing::debug!(error = %e, "{what} closed in line");
+        return;
+    }
     match done.recv_timeout(wait) {
         Ok(()) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "{what} closed"),
         Err(_) => tracing::warn!(
@@ -265,6 +278,41 @@ mod tests {
         let e = connection(&cluster, "source").unwrap_err();
         assert_eq!(e.field, "source.sasl.password_file");
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_close_that_never_ends_does_not_hold_the_caller() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::mpsc;
+
+        // Stands for a librdkafka client whose destroy hangs: dropping it blocks until told.
+        struct Stuck(mpsc::Receiver<()>);
+        impl Drop for Stuck {
+            fn drop(&mut self) {
+                let _ = self.0.recv();
+            }
+        }
+        let (release, stuck) = mpsc::channel();
+        close_within(Stuck(stuck), "a stuck client", Duration::from_millis(50));
+        // Reached: the caller went on while the drop is still blocked.
+        release.send(()).unwrap();
+
+        struct Quick(Arc<AtomicBool>);
+        impl Drop for Quick {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        close_within(
+            Quick(Arc::clone(&dropped)),
+            "a client",
+            Duration::from_secs(60),
+        );
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "a quick close is waited for"
+        );
     }
 
     #[test]
