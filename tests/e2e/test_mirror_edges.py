@@ -352,3 +352,52 @@ def test_verify_at_ten_thousand_group_partitions(clusters, tmp_path):
     print(f"verify of {len(rows)} group-partitions: {elapsed:.1f}s")
     assert len(rows) == groups * partitions
     assert [(r["group"], r["partition"]) for r in rows if r["result"] != "ok"] == [("vk-g0", 3)]
+
+
+def test_a_slot_fenced_without_a_takeover_is_taken_again(clusters, tmp_path):
+    """Every slot's transactional id is fenced from outside while the worker keeps its slots
+    (what a broker that ends a transaction which outlived its timeout does too): nobody takes
+    the slots over, so the worker must take them again itself, and still copy exactly once."""
+    a, b = clusters
+    topic, slots, partitions = unique("fenced"), 4, 4
+    create_topic(a, topic, partitions)
+    run_id = unique("run")
+    spec = write_spec(tmp_path / "spec.json", run_id, a, b, topics={"names": [topic]}, mode="continuous")
+    config = json.loads(spec.read_text())
+    config["tuning"]["slots"] = slots
+    config["version"] = 3
+    spec.write_text(json.dumps(config))
+    total = produce(a, topic, records(2_000, partitions, "before"))
+    worker = start_worker(spec, "w1", tmp_path)
+    log = tmp_path / "w1.log"
+
+    def copied():
+        proc = mirror("status", "--spec", str(spec), "--json", check=False, timeout=120)
+        return json.loads(proc.stdout)["records_copied"] if proc.returncode == 0 else None
+
+    def wait_copied(n, what):
+        deadline = time.monotonic() + 300
+        while copied() != n:
+            assert worker.poll() is None, f"the worker exited while {what}:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"{what}: not {n} records copied:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+
+    try:
+        wait_copied(total, "copying the first records")
+        # What a new owner does first: initialise transactions under each slot's id.
+        for slot in range(slots):
+            fencer = Producer({"bootstrap.servers": b, "transactional.id": f"ferry-mirror.{run_id}.slot.{slot}"})
+            fencer.init_transactions(30)
+            del fencer
+        total += produce(a, topic, records(2_000, partitions, "after"))
+        wait_copied(total, "copying after every slot was fenced")
+        assert "rejoining the slots group to take it again" in log.read_text()
+        os.killpg(worker.pid, signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=60)
+    for p in range(partitions):
+        source, target = read_partition(a, topic, p), read_partition(b, topic, p)
+        assert contents(target) == contents(source), f"partition {p} differs"

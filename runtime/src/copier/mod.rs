@@ -48,8 +48,8 @@ use self::slot::{Owned, Rewind, SlotCopy};
 use self::split::Split;
 use self::transaction::{CommitOutcome, Sent, end_in_parallel, fail, is_fenced, record_outcome};
 use crate::clients::{
-    TRANSACTION_TIMEOUT, reader_config, slots_consumer_config, source_consumer_config,
-    status_producer_config,
+    SLOT_SESSION_TIMEOUT, TRANSACTION_TIMEOUT, reader_config, slots_consumer_config,
+    source_consumer_config, status_producer_config,
 };
 use crate::connect::{create_shared, create_with};
 use crate::end_offsets::some_end_offsets;
@@ -70,6 +70,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the loop waits for a slots consumer it is done with to close (it leaves the
 /// group, giving up its slots); see `connect::close_within`.
 const SLOTS_CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a slot fenced while still assigned here waits for the revocation a takeover
+/// brings (two session timeouts) before the worker takes it again.
+const FENCED_REJOIN_AFTER: Duration = Duration::from_secs(2 * SLOT_SESSION_TIMEOUT.as_secs());
 
 /// How long past the records' own timeout a slot's full producer queue is waited on.
 const QUEUE_FULL_MARGIN: Duration = Duration::from_secs(10);
@@ -214,6 +218,15 @@ impl Worker {
             Ok(c)
         };
         let mut slots_consumer = join(context.for_new_consumer())?;
+        // Gives every slot up (committing what is open) and joins the slots group again with
+        // a new consumer, whose assignment takes slots over afresh.
+        let rejoin = |old: BaseConsumer<SlotContext>, what: &str| {
+            context.release();
+            old.context().retire();
+            crate::connect::close_within(old, what, SLOTS_CLOSE_WAIT);
+            join(context.for_new_consumer())
+        };
+        let mut fenced_since: Option<Instant> = None;
         let (mut group_errors, mut source_errors) = (ErrorLog::default(), ErrorLog::default());
         let mut fenced_at: Vec<Instant> = Vec::new();
         let status_producer: Arc<BaseProducer> =
@@ -267,14 +280,7 @@ impl Worker {
                         ));
                     }
                     tracing::warn!(?code, %reason, "the slots consumer failed; giving up the slots and rejoining");
-                    context.release();
-                    slots_consumer.context().retire();
-                    crate::connect::close_within(
-                        slots_consumer,
-                        "the failed slots consumer",
-                        SLOTS_CLOSE_WAIT,
-                    );
-                    slots_consumer = join(context.for_new_consumer())?;
+                    slots_consumer = rejoin(slots_consumer, "the failed slots consumer")?;
                 } else {
                     group_errors.log(&e.to_string(), "slots group error");
                 }
@@ -324,6 +330,28 @@ impl Worker {
             }
             watch.step("ending transactions");
             self.commit_due(&consumer, &owned, &setup, &limits, idle)?;
+            // A slot fenced while the group still gives it to this worker was not taken over
+            // (a takeover revokes it here within a session timeout): its producer failed for
+            // good, or the broker ended its transaction (one that outlived the transaction
+            // timeout across a broker restart). Left alone it would copy nothing until the
+            // next rebalance; rejoining takes it again, with a producer that reads where its
+            // partitions stand.
+            let any_fenced = lock(&owned).slots.values().any(|s| s.fenced);
+            match fenced_since {
+                _ if !any_fenced => fenced_since = None,
+                None => fenced_since = Some(Instant::now()),
+                Some(since) if since.elapsed() >= FENCED_REJOIN_AFTER => {
+                    fenced_since = None;
+                    tracing::warn!(
+                        "a slot fenced {}s ago is still assigned to this worker; rejoining the \
+                         slots group to take it again",
+                        since.elapsed().as_secs()
+                    );
+                    watch.step("serving the slots group (taking or giving up slots)");
+                    slots_consumer = rejoin(slots_consumer, "the slots consumer")?;
+                }
+                Some(_) => {}
+            }
             // Once every owned partition is done, check for completion right away instead of
             // waiting for the next status tick.
             let (finished_here, owns_nothing) = {

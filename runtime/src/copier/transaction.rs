@@ -310,7 +310,7 @@ pub(crate) fn record_outcome(metrics: &Metrics, slot: u32, outcome: &CommitOutco
             metrics.transactions_aborted.inc();
         }
         CommitOutcome::Fenced(reason) => {
-            tracing::warn!(%reason, slot, "another worker owns this slot now");
+            tracing::warn!(%reason, slot, "the slot's producer was fenced: another worker took the slot over, or the broker ended its transaction");
             metrics.transactions_aborted.inc();
         }
     };
