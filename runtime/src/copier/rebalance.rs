@@ -304,7 +304,7 @@ fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCop
             .collect();
         out.push(SlotCopy {
             index: *slot,
-            producer,
+            producer: Arc::new(producer),
             partitions,
             open: false,
             fenced: false,

@@ -2,6 +2,7 @@
 //! transactional producer) and the source partitions of the slot.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -15,13 +16,16 @@ use crate::progress::PartitionKey;
 
 pub(crate) struct SlotCopy {
     pub index: u32,
-    pub producer: BaseProducer<DeliveryLog>,
+    /// Shared only with a call that may outlive the slot's wait for it (see
+    /// `transaction::send_offsets_within`); the producer is destroyed when both let go.
+    pub producer: Arc<BaseProducer<DeliveryLog>>,
     /// Sorted; a record's delivery report names its partition by position in this list.
     pub partitions: Vec<PartitionCopy>,
     /// With exactly-once, a transaction is open on the producer; otherwise records were sent
     /// whose progress is not committed yet.
     pub open: bool,
-    /// Another worker took the slot over (its `initTransactions` fenced this producer).
+    /// The producer can no longer be used: another worker took the slot over (its
+    /// `initTransactions` fenced this producer), or the producer failed for good.
     pub fenced: bool,
 }
 

@@ -2,13 +2,16 @@
 //! progress of all the slot's partitions commit together (exactly-once), or records, then
 //! mappings, then progress (at-least-once); and aborting it.
 
-use std::sync::Mutex;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
 use super::decision::AbortReason;
 use super::partition::PartitionState;
@@ -17,7 +20,7 @@ use super::{CALL_TIMEOUT, Setup};
 use crate::mapping::{MappingRecord, runs_from_pairs};
 use crate::metrics::Metrics;
 use crate::progress::{self, ProgressMeta};
-use ferry_kafka::transactions::send_offsets_to_transaction;
+use ferry_kafka::transactions::{TxnOffsetError, send_offsets_to_transaction};
 
 /// What a record sent by a slot's producer is: a copied record (its partition's position in
 /// the slot and its source offset), or the run's own bookkeeping.
@@ -213,12 +216,7 @@ fn commit(slot: &mut SlotCopy, setup: &Setup) -> CommitOutcome {
     };
     if setup.exactly_once {
         if !entries.is_empty()
-            && let Err(e) = send_offsets_to_transaction(
-                &slot.producer,
-                &offsets,
-                &spec.progress_group(),
-                CALL_TIMEOUT,
-            )
+            && let Err(e) = send_offsets_within(&slot.producer, offsets, &spec.progress_group())
         {
             return fail(slot, setup, e.to_string(), e.fatal);
         }
@@ -248,6 +246,51 @@ fn commit(slot: &mut SlotCopy, setup: &Setup) -> CommitOutcome {
         }
     }
     CommitOutcome::Committed(counted)
+}
+
+/// How much longer than the call's own timeout a slot waits for
+/// `send_offsets_to_transaction` before it gives its producer up.
+const SEND_OFFSETS_MARGIN: Duration = Duration::from_secs(15);
+
+/// `send_offsets_to_transaction` with a bound that holds. librdkafka waits for that call's
+/// requests with no bound of its own (the timeout is left to the request chain), and after a
+/// target broker restart a worker was seen waiting in it for good. The call runs on a thread
+/// of its own holding the producer; a call still running `SEND_OFFSETS_MARGIN` past its
+/// timeout counts as a producer lost for good (`fatal`): the slot is given up and taken
+/// again with a new producer, and the stuck one is destroyed only if its call ever returns.
+fn send_offsets_within(
+    producer: &Arc<BaseProducer<DeliveryLog>>,
+    offsets: TopicPartitionList,
+    group: &str,
+) -> Result<(), TxnOffsetError> {
+    let (answer, answered) = mpsc::channel();
+    let (producer, group) = (Arc::clone(producer), group.to_string());
+    let spawned = std::thread::Builder::new()
+        .name("ferry-txn-offsets".into())
+        .spawn(move || {
+            let result = send_offsets_to_transaction(&producer, &offsets, &group, CALL_TIMEOUT);
+            // The slot may have stopped waiting.
+            let _ = answer.send(result);
+        });
+    if let Err(e) = spawned {
+        return Err(TxnOffsetError {
+            message: format!("no thread for the call: {e}"),
+            requires_abort: true,
+            fatal: false,
+        });
+    }
+    answered
+        .recv_timeout(CALL_TIMEOUT + SEND_OFFSETS_MARGIN)
+        .unwrap_or_else(|_| {
+            Err(TxnOffsetError {
+                message: format!(
+                    "no answer within {}s; the producer is given up",
+                    (CALL_TIMEOUT + SEND_OFFSETS_MARGIN).as_secs()
+                ),
+                requires_abort: false,
+                fatal: true,
+            })
+        })
 }
 
 pub(crate) fn is_fenced(e: &KafkaError) -> bool {
