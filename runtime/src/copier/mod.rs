@@ -336,21 +336,26 @@ impl Worker {
             // timeout across a broker restart). Left alone it would copy nothing until the
             // next rebalance; rejoining takes it again, with a producer that reads where its
             // partitions stand.
-            let any_fenced = lock(&owned).slots.values().any(|s| s.fenced);
+            // A producer this worker gave up itself is retaken at once.
+            let (any_fenced, any_given_up) = {
+                let owned = lock(&owned);
+                let mut slots = owned.slots.values();
+                (slots.clone().any(|s| s.fenced), slots.any(|s| s.given_up))
+            };
             match fenced_since {
                 _ if !any_fenced => fenced_since = None,
-                None => fenced_since = Some(Instant::now()),
-                Some(since) if since.elapsed() >= FENCED_REJOIN_AFTER => {
+                None if !any_given_up => fenced_since = Some(Instant::now()),
+                Some(since) if !any_given_up && since.elapsed() < FENCED_REJOIN_AFTER => {}
+                since => {
                     fenced_since = None;
                     tracing::warn!(
                         "a slot fenced {}s ago is still assigned to this worker; rejoining the \
                          slots group to take it again",
-                        since.elapsed().as_secs()
+                        since.map_or(0, |s| s.elapsed().as_secs())
                     );
                     watch.step("serving the slots group (taking or giving up slots)");
                     slots_consumer = rejoin(slots_consumer, "the slots consumer")?;
                 }
-                Some(_) => {}
             }
             // Once every owned partition is done, check for completion right away instead of
             // waiting for the next status tick.

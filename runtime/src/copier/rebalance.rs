@@ -308,6 +308,7 @@ fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCop
             partitions,
             open: false,
             fenced: false,
+            given_up: false,
         });
     }
     Ok(out)

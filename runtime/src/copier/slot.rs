@@ -27,6 +27,9 @@ pub(crate) struct SlotCopy {
     /// The producer can no longer be used: another worker took the slot over (its
     /// `initTransactions` fenced this producer), or the producer failed for good.
     pub fenced: bool,
+    /// This worker gave the producer up itself (a call that never answered): no takeover is
+    /// coming, so the slot is taken again at once.
+    pub given_up: bool,
 }
 
 impl SlotCopy {

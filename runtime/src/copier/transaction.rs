@@ -215,10 +215,20 @@ fn commit(slot: &mut SlotCopy, setup: &Setup) -> CommitOutcome {
         Err(e) => return fail(slot, setup, format!("{e:#}"), false),
     };
     if setup.exactly_once {
-        if !entries.is_empty()
-            && let Err(e) = send_offsets_within(&slot.producer, offsets, &spec.progress_group())
-        {
-            return fail(slot, setup, e.to_string(), e.fatal);
+        if !entries.is_empty() {
+            match send_offsets_within(&slot.producer, offsets, &spec.progress_group()) {
+                Ok(()) => {}
+                Err(OffsetsError::Failed(e)) => return fail(slot, setup, e.to_string(), e.fatal),
+                Err(OffsetsError::NoAnswer) => {
+                    slot.given_up = true;
+                    let reason = format!(
+                        "sending offsets to the transaction: no answer within {}s; the \
+                         producer is given up and the slot taken again",
+                        SEND_OFFSETS_WAIT.as_secs()
+                    );
+                    return fail(slot, setup, reason, true);
+                }
+            }
         }
         if let Err(e) = slot.producer.commit_transaction(CALL_TIMEOUT) {
             return fail(slot, setup, format!("committing: {e}"), is_fenced(&e));
@@ -248,49 +258,50 @@ fn commit(slot: &mut SlotCopy, setup: &Setup) -> CommitOutcome {
     CommitOutcome::Committed(counted)
 }
 
-/// How much longer than the call's own timeout a slot waits for
-/// `send_offsets_to_transaction` before it gives its producer up.
-const SEND_OFFSETS_MARGIN: Duration = Duration::from_secs(15);
+/// Bound of `send_offsets_to_transaction` (it takes milliseconds when the coordinator answers;
+/// one that fails is redone with the rest of the transaction).
+const SEND_OFFSETS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a slot waits for that call before it gives its producer up.
+const SEND_OFFSETS_WAIT: Duration = Duration::from_secs(30);
+
+enum OffsetsError {
+    Failed(TxnOffsetError),
+    /// The call did not return within `SEND_OFFSETS_WAIT`.
+    NoAnswer,
+}
 
 /// `send_offsets_to_transaction` with a bound that holds. librdkafka waits for that call's
 /// requests with no bound of its own (the timeout is left to the request chain), and after a
-/// target broker restart a worker was seen waiting in it for good. The call runs on a thread
-/// of its own holding the producer; a call still running `SEND_OFFSETS_MARGIN` past its
-/// timeout counts as a producer lost for good (`fatal`): the slot is given up and taken
-/// again with a new producer, and the stuck one is destroyed only if its call ever returns.
+/// target broker restart a worker was caught waiting in it for good. The call runs on a thread
+/// of its own holding the producer; a call still running after `SEND_OFFSETS_WAIT` gives the
+/// producer up, and the stuck one is destroyed only if its call ever returns.
 fn send_offsets_within(
     producer: &Arc<BaseProducer<DeliveryLog>>,
     offsets: TopicPartitionList,
     group: &str,
-) -> Result<(), TxnOffsetError> {
+) -> Result<(), OffsetsError> {
     let (answer, answered) = mpsc::channel();
     let (producer, group) = (Arc::clone(producer), group.to_string());
     let spawned = std::thread::Builder::new()
         .name("ferry-txn-offsets".into())
         .spawn(move || {
-            let result = send_offsets_to_transaction(&producer, &offsets, &group, CALL_TIMEOUT);
+            let result =
+                send_offsets_to_transaction(&producer, &offsets, &group, SEND_OFFSETS_TIMEOUT);
             // The slot may have stopped waiting.
             let _ = answer.send(result);
         });
     if let Err(e) = spawned {
-        return Err(TxnOffsetError {
+        return Err(OffsetsError::Failed(TxnOffsetError {
             message: format!("no thread for the call: {e}"),
             requires_abort: true,
             fatal: false,
-        });
+        }));
     }
-    answered
-        .recv_timeout(CALL_TIMEOUT + SEND_OFFSETS_MARGIN)
-        .unwrap_or_else(|_| {
-            Err(TxnOffsetError {
-                message: format!(
-                    "no answer within {}s; the producer is given up",
-                    (CALL_TIMEOUT + SEND_OFFSETS_MARGIN).as_secs()
-                ),
-                requires_abort: false,
-                fatal: true,
-            })
-        })
+    match answered.recv_timeout(SEND_OFFSETS_WAIT) {
+        Ok(result) => result.map_err(OffsetsError::Failed),
+        Err(_) => Err(OffsetsError::NoAnswer),
+    }
 }
 
 pub(crate) fn is_fenced(e: &KafkaError) -> bool {
