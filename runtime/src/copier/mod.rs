@@ -335,8 +335,8 @@ impl Worker {
             // good, or the broker ended its transaction (one that outlived the transaction
             // timeout across a broker restart). Left alone it would copy nothing until the
             // next rebalance; rejoining takes it again, with a producer that reads where its
-            // partitions stand.
-            // A producer this worker gave up itself is retaken at once.
+            // partitions stand. A producer this worker gave up itself (a call that never
+            // answered) is retaken at once: no takeover is coming.
             let (any_fenced, any_given_up) = {
                 let owned = lock(&owned);
                 let mut slots = owned.slots.values();
@@ -348,11 +348,18 @@ impl Worker {
                 Some(since) if !any_given_up && since.elapsed() < FENCED_REJOIN_AFTER => {}
                 since => {
                     fenced_since = None;
-                    tracing::warn!(
-                        "a slot fenced {}s ago is still assigned to this worker; rejoining the \
-                         slots group to take it again",
-                        since.map_or(0, |s| s.elapsed().as_secs())
-                    );
+                    if any_given_up {
+                        tracing::warn!(
+                            "a slot's producer was given up; rejoining the slots group to take \
+                             the slot again"
+                        );
+                    } else {
+                        tracing::warn!(
+                            "a slot fenced {}s ago is still assigned to this worker; rejoining \
+                             the slots group to take it again",
+                            since.map_or(0, |s| s.elapsed().as_secs())
+                        );
+                    }
                     watch.step("serving the slots group (taking or giving up slots)");
                     slots_consumer = rejoin(slots_consumer, "the slots consumer")?;
                 }
