@@ -720,6 +720,7 @@ impl Worker {
             let state = worker_state(
                 self.spec.mode,
                 self.spec.in_sync_lag,
+                owned.assigned,
                 owned.partitions().map(|pc| &pc.progress),
             );
             (partitions, state)

@@ -240,11 +240,12 @@ impl PartitionCopy {
 }
 
 /// The worker's state from its partitions' (flattening for the status record): caught up
-/// when it owns partitions and all are done; in sync when continuous and total lag is within
-/// `in_sync_lag`; copying otherwise.
+/// when it owns partitions and all are done; in sync when continuous, holding the slots the
+/// group gave it, and its total lag is within `in_sync_lag`; copying otherwise.
 pub(crate) fn worker_state<'a>(
     mode: Mode,
     in_sync_lag: i64,
+    slots_assigned: bool,
     partitions: impl IntoIterator<Item = &'a PartitionProgress>,
 ) -> WorkerState {
     let (mut owned, mut done, mut lag) = (0usize, 0usize, 0i64);
@@ -255,7 +256,9 @@ pub(crate) fn worker_state<'a>(
     }
     match mode {
         Mode::UntilCaughtUp if owned > 0 && done == owned => WorkerState::CaughtUp,
-        Mode::Continuous if lag <= in_sync_lag => WorkerState::InSync,
+        // A worker waiting for its slots (at its start, or after giving them up in a
+        // rebalance or a broker restart) has no lag because it holds nothing: not in sync.
+        Mode::Continuous if slots_assigned && lag <= in_sync_lag => WorkerState::InSync,
         _ => WorkerState::Copying,
     }
 }
@@ -399,23 +402,36 @@ mod tests {
         let mut copying = PartitionProgress::taken(2, Some(5));
         copying.end_offset = 5;
         let until = Mode::UntilCaughtUp;
-        assert_eq!(worker_state(until, 0, []), WorkerState::Copying);
-        assert_eq!(worker_state(until, 0, [&done]), WorkerState::CaughtUp);
+        assert_eq!(worker_state(until, 0, true, []), WorkerState::Copying);
+        assert_eq!(worker_state(until, 0, true, [&done]), WorkerState::CaughtUp);
         assert_eq!(
-            worker_state(until, 0, [&done, &copying]),
+            worker_state(until, 0, true, [&done, &copying]),
             WorkerState::Copying
         );
         let mut fenced = done.clone();
         fenced.state = PartitionState::Fenced;
         assert_eq!(
-            worker_state(until, 0, [&done, &fenced]),
+            worker_state(until, 0, true, [&done, &fenced]),
             WorkerState::Copying,
             "a fenced partition is not done here"
         );
         let cont = Mode::Continuous;
-        assert_eq!(worker_state(cont, 3, [&copying]), WorkerState::InSync);
-        assert_eq!(worker_state(cont, 2, [&copying]), WorkerState::Copying);
-        assert_eq!(worker_state(cont, 0, []), WorkerState::InSync);
+        assert_eq!(worker_state(cont, 3, true, [&copying]), WorkerState::InSync);
+        assert_eq!(
+            worker_state(cont, 2, true, [&copying]),
+            WorkerState::Copying
+        );
+        assert_eq!(
+            worker_state(cont, 0, true, []),
+            WorkerState::InSync,
+            "the group gave this worker no slot: the others hold them all"
+        );
+        assert_eq!(
+            worker_state(cont, 3, false, [&copying]),
+            WorkerState::Copying,
+            "slots given up, not assigned again yet"
+        );
+        assert_eq!(worker_state(cont, 0, false, []), WorkerState::Copying);
     }
 
     #[test]

@@ -134,6 +134,7 @@ impl SlotContext {
                 for slot in taken {
                     owned.insert(slot);
                 }
+                owned.assigned = true;
                 let (slot_count, partitions) = (owned.slots.len(), owned.partition_count());
                 drop(owned);
                 if let Err(e) = self.source.assign(&copy) {

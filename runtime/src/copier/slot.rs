@@ -42,6 +42,9 @@ impl SlotCopy {
 #[derive(Default)]
 pub(crate) struct Owned {
     pub slots: BTreeMap<u32, SlotCopy>,
+    /// Whether the slots group has given this worker its share since it last gave slots up.
+    /// Until then, owning nothing says nothing about how far the run has got.
+    pub assigned: bool,
     /// Source partition → (slot, position in the slot's partitions).
     index: HashMap<PartitionKey, (u32, usize)>,
 }
@@ -55,8 +58,9 @@ impl Owned {
         self.slots.insert(slot.index, slot);
     }
 
-    /// Removes every slot (and its partitions).
+    /// Removes every slot (and its partitions), until the group assigns slots again.
     pub fn drain(&mut self) -> Vec<SlotCopy> {
+        self.assigned = false;
         self.index.clear();
         std::mem::take(&mut self.slots).into_values().collect()
     }
@@ -133,5 +137,22 @@ pub(crate) fn start_offset(next: i64) -> Offset {
         Offset::Offset(next)
     } else {
         Offset::Beginning
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn giving_slots_up_means_waiting_for_the_group_again() {
+        let mut owned = Owned::default();
+        assert!(
+            !owned.assigned,
+            "a new worker waits for its first assignment"
+        );
+        owned.assigned = true;
+        assert!(owned.drain().is_empty());
+        assert!(!owned.assigned);
     }
 }
