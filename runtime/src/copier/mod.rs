@@ -28,6 +28,7 @@ mod slot;
 mod split;
 mod transaction;
 mod watch;
+mod writable;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -240,6 +241,8 @@ impl Worker {
         let mut last_report_poll = Instant::now();
         let mut last_trim = Instant::now();
         let mut stalled: HashMap<PartitionKey, i64> = HashMap::new();
+        let mut last_writable_check = Instant::now();
+        let mut waiting_since: Option<Instant> = None;
         let watch = watch::LoopWatch::start();
 
         loop {
@@ -330,6 +333,11 @@ impl Worker {
             }
             watch.step("ending transactions");
             self.commit_due(&consumer, &owned, &setup, &limits, idle)?;
+            if last_writable_check.elapsed() >= writable::CHECK_EVERY {
+                last_writable_check = Instant::now();
+                watch.step("checking for new target partition logs");
+                self.copy_newly_writable(&consumer, &owned, &setup, &mut waiting_since)?;
+            }
             // A slot fenced while the group still gives it to this worker was not taken over
             // (a takeover revokes it here within a session timeout): its producer failed for
             // good, or the broker ended its transaction (one that outlived the transaction
@@ -561,6 +569,53 @@ impl Worker {
     /// `next_source`, nothing open, the consumer's position short of the goal or unknown) are
     /// checked on the source; those with no committed record left before their goal reach it,
     /// and the next commit decision commits that progress.
+    /// Gives the copy consumer the owned partitions whose target log has appeared since the
+    /// last check (see `writable`); says so when some wait for long.
+    fn copy_newly_writable(
+        &self,
+        consumer: &BaseConsumer,
+        owned: &Mutex<Owned>,
+        setup: &Setup,
+        waiting_since: &mut Option<Instant>,
+    ) -> Result<()> {
+        let waiting = writable::waiting(&lock(owned));
+        if waiting.is_empty() {
+            *waiting_since = None;
+            return Ok(());
+        }
+        let since = *waiting_since.get_or_insert_with(Instant::now);
+        let ready = writable::writable(&setup.progress_peek, &waiting, writable::CHECK_TIMEOUT);
+        let added = writable::take_ready(&mut lock(owned), &ready)?;
+        let still = waiting.len() - added.count();
+        if added.count() > 0 {
+            consumer
+                .incremental_assign(&added)
+                .context("adding partitions whose target log appeared to the copy")?;
+            tracing::info!(
+                added = added.count(),
+                still_waiting = still,
+                "target partitions now have logs: copying them"
+            );
+        }
+        let first_waiting = waiting.iter().find(|(s, _)| !ready.contains(s));
+        if let Some((source, target)) = first_waiting
+            && since.elapsed() >= writable::WARN_AFTER
+        {
+            tracing::warn!(
+                still_waiting = still,
+                "{still} target partitions have had no log for {}s (first: {}[{}], copied from \
+                 {}[{}]); is their leader down?",
+                since.elapsed().as_secs(),
+                target.0,
+                target.1,
+                source.0,
+                source.1
+            );
+            *waiting_since = Some(Instant::now());
+        }
+        Ok(())
+    }
+
     fn settle_empty(
         &self,
         consumer: &BaseConsumer,
@@ -569,10 +624,15 @@ impl Worker {
         stalled: &mut HashMap<PartitionKey, i64>,
     ) {
         let positions = consumer.position().ok().map(|l| Positions::of(&l));
-        let now: HashMap<PartitionKey, empty::Candidate> = lock(owned)
+        let owned_now = lock(owned);
+        let now: HashMap<PartitionKey, empty::Candidate> = owned_now
             .partitions()
             .filter_map(|pc| {
                 let key = (pc.source_topic.clone(), pc.partition);
+                // Not given to the copy consumer yet: nothing is delivered for it anyway.
+                if owned_now.unwritable.contains(&key) {
+                    return None;
+                }
                 let (from, goal) = pc.progress.short_of_goal_idle()?;
                 let position = positions
                     .as_ref()
@@ -583,6 +643,7 @@ impl Worker {
                     .then(|| (key.clone(), empty::Candidate { key, from, goal }))
             })
             .collect();
+        drop(owned_now);
         let due: Vec<empty::Candidate> = now
             .values()
             .filter(|c| stalled.get(&c.key) == Some(&c.from))

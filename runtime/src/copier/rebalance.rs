@@ -23,15 +23,15 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::producer::BaseProducer;
 
 use super::partition::{PartitionCopy, PartitionProgress};
-use super::slot::{Owned, SlotCopy, start_offset};
+use super::slot::{Owned, SlotCopy};
 use super::split::Split;
 use super::transaction::{DeliveryLog, end_in_parallel, record_outcome};
+use super::writable;
 use super::{CALL_TIMEOUT, Setup};
 use crate::clients::target_producer_config;
 use crate::connect::create_with;
 use crate::end_offsets::end_offsets;
 use crate::metrics::Metrics;
-use crate::partition_list::append;
 use crate::progress::{self, PartitionKey};
 use ferry_mirror_api::spec::Mode;
 
@@ -119,21 +119,36 @@ impl SlotContext {
             .collect();
         match take_slots(&self.setup, &self.split, &slots) {
             Ok(taken) => {
-                let mut copy = TopicPartitionList::new();
-                for pc in taken.iter().flat_map(|s| s.partitions.iter()) {
-                    if let Err(e) = append(
-                        &mut copy,
-                        &pc.source_topic,
-                        pc.partition,
-                        start_offset(pc.progress.next_source),
-                    ) {
-                        tracing::warn!(error = %e, topic = %pc.source_topic, partition = pc.partition, "cannot set the start offset");
+                // Only partitions whose target log exists are copied now; the loop adds the
+                // others as their logs appear (see `writable`).
+                let ready = writable::writable(
+                    &self.setup.progress_peek,
+                    &writable::keys(taken.iter().flat_map(|s| s.partitions.iter())),
+                    writable::CHECK_TIMEOUT,
+                );
+                let (copy, waiting) = match writable::split_ready(&taken, &ready) {
+                    Ok(split) => split,
+                    Err(e) => {
+                        tracing::error!(
+                            error = format!("{e:#}"),
+                            "cannot list the source partitions"
+                        );
+                        self.set_fatal(format!("listing the source partitions: {e:#}"));
+                        (TopicPartitionList::new(), Default::default())
                     }
+                };
+                if !waiting.is_empty() {
+                    tracing::info!(
+                        waiting = waiting.len(),
+                        "target partitions without a log yet (a topic being created): their \
+                         copy starts when the target broker has made them"
+                    );
                 }
                 let mut owned = self.owned.lock().expect("slot lock");
                 for slot in taken {
                     owned.insert(slot);
                 }
+                owned.unwritable.extend(waiting);
                 owned.assigned = true;
                 let (slot_count, partitions) = (owned.slots.len(), owned.partition_count());
                 drop(owned);

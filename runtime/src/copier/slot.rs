@@ -1,7 +1,7 @@
 //! A work slot this worker owns: one producer on the target (with exactly-once, the slot's
 //! transactional producer) and the source partitions of the slot.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +45,9 @@ pub(crate) struct Owned {
     /// Whether the slots group has given this worker its share since it last gave slots up.
     /// Until then, owning nothing says nothing about how far the run has got.
     pub assigned: bool,
+    /// Owned source partitions whose target partition has no log yet (a topic the run has
+    /// just created): not given to the copy consumer until it has (see `writable`).
+    pub unwritable: BTreeSet<PartitionKey>,
     /// Source partition → (slot, position in the slot's partitions).
     index: HashMap<PartitionKey, (u32, usize)>,
 }
@@ -61,6 +64,7 @@ impl Owned {
     /// Removes every slot (and its partitions), until the group assigns slots again.
     pub fn drain(&mut self) -> Vec<SlotCopy> {
         self.assigned = false;
+        self.unwritable.clear();
         self.index.clear();
         std::mem::take(&mut self.slots).into_values().collect()
     }
