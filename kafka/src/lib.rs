@@ -30,5 +30,7 @@ pub use assignment::{Broker, CurrentPartition, change_replication_factor};
 pub use cluster::{OngoingReassignment, PartitionLayout, TopicLayout};
 pub use connection::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
 pub use rdkafka::error::RDKafkaErrorCode as KafkaErrorCode;
-pub use records::{KafkaClientError, end_offsets, read_latest_by_key, write_keyed};
+pub use records::{
+    KafkaClientError, answered_end_offsets, end_offsets, read_latest_by_key, write_keyed,
+};
 pub use scram::{ScramCredential, ScramMechanism};

@@ -420,6 +420,34 @@ pub async fn end_offsets(
     .await
 }
 
+/// The latest offsets (read_uncommitted) of the partitions that answer, asked through a
+/// client the caller holds; blocking, within `timeout`. Each partition is answered on its own
+/// (admin ListOffsets), so one whose leader has not made its log yet is only left out, where a
+/// consumer's `offsets_for_times` retries the whole request to its timeout and fails it.
+/// `conn` names the cluster in errors; the call fails as a whole only if the request does.
+pub fn answered_end_offsets<C: ClientContext>(
+    client: &Client<C>,
+    conn: &ConnectionConfig,
+    partitions: &[(String, i32)],
+    timeout: Duration,
+) -> Result<HashMap<(String, i32), i64>, KafkaClientError> {
+    if partitions.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ctx = Context::new(
+        "listing end offsets of",
+        conn,
+        &topics_label(partitions),
+        timeout,
+    );
+    let answers = native::list_end_offsets(Handle::of(client), partitions, false, timeout)
+        .map_err(|e| ctx.native(e, None))?;
+    Ok(answers
+        .into_iter()
+        .filter_map(|(key, answer)| answer.ok().map(|offset| (key, offset)))
+        .collect())
+}
+
 /// The first of `wanted` whose topic or partition the cluster does not have, if any (and if
 /// the metadata request answers in the time left).
 fn find_missing<C: Captures>(

@@ -117,7 +117,7 @@ pub(crate) fn some_end_offsets<C: ConsumerContext>(
 /// Partitions per `offsets_for_times` call: librdkafka matches each answer to its request entry
 /// by a linear search, so one call over N partitions costs N² comparisons; chunks keep it at
 /// N × this, for one more round trip per chunk.
-const PARTITIONS_PER_CALL: usize = 1_000;
+pub(crate) const PARTITIONS_PER_CALL: usize = 1_000;
 
 /// ListOffsets for `partitions` (`at` is `Offset::End`, latest, or `Offset::Beginning`,
 /// earliest), one round per leader broker and chunk, all within `timeout`: what was read, and

@@ -133,10 +133,11 @@ def mirror(*args, timeout=600, env=None, check=True):
     return proc
 
 
-def start_worker(spec, worker_id, log_dir):
+def start_worker(spec, worker_id, log_dir, env=None):
     log = open(Path(log_dir) / f"{worker_id}.log", "ab")
     return subprocess.Popen(
         [str(MIRROR), "run", "--spec", str(spec), "--worker-id", worker_id],
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

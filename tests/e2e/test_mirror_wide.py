@@ -4,6 +4,7 @@ workers SIGKILLed at random and restarted lose and duplicate nothing, and the of
 import json
 import os
 import random
+import re
 import time
 
 import pytest
@@ -164,6 +165,41 @@ def run_wide(a, b, topic, run_id, tmp_path):
     verify = mirror("verify", "--spec", str(spec), "--json")
     rows = json.loads(verify.stdout)
     assert len(rows) == len(positions) and all(r["result"] == "ok" for r in rows), verify.stdout[-2000:]
+
+
+def test_a_run_creating_a_wide_target_copies_as_the_target_logs_appear(clusters, tmp_path):
+    """A broker names a new topic's leaders before it has made the partitions' logs, and makes
+    them a few hundred to a few thousand a second. The worker copies each partition once its
+    target log exists instead of waiting for the last one; the copy is exact either way."""
+    a, b = clusters
+    topic, run_id = unique("wide-new"), unique("run")
+    partitions = int(os.environ.get("FERRY_WIDE_NEW_PARTITIONS", "3000"))
+    try:
+        create_topic(a, topic, partitions)
+        produce(a, topic, ((i % partitions, f"k{i}".encode(), os.urandom(100), None, None) for i in range(2 * partitions)))
+        spec = write_spec(tmp_path / "spec.json", run_id, a, b, topics={"names": [topic]})
+        # Debug level: each check that adds partitions says how many.
+        worker = start_worker(spec, "w1", tmp_path, env={**os.environ, "FERRY_LOG": "ferry_mirror=debug"})
+        try:
+            assert worker.wait(timeout=900) == 0, (tmp_path / "w1.log").read_text()[-3000:]
+        finally:
+            kill(worker)
+        log = (tmp_path / "w1.log").read_text()
+        waiting = sum(int(n) for n in re.findall(r"target partitions without a log yet.*?waiting=(\d+)", log))
+        added = sum(int(n) for n in re.findall(r"target partitions now have logs: copying them.*?added=(\d+)", log))
+        print(f"\n{partitions} target partitions created by the run: {waiting} waited for their log at the first "
+              f"assignment, {added} added to the copy as their logs appeared")
+        # Each partition that waited was copied once its log appeared (else the run would not end,
+        # or would end short), and none was added twice.
+        assert added == waiting, log[-3000:]
+        src, dst = read_topic(a, topic, partitions), read_topic(b, topic, partitions)
+        for p in range(partitions):
+            assert digest(dst[p]) == digest(src[p]), f"partition {p}: contents differ"
+        report = json.loads(mirror("status", "--spec", str(spec), "--json").stdout)["report"]
+        assert report["records_copied"] == 2 * partitions, report
+    finally:
+        delete_topics(a, [topic])
+        delete_topics(b, [topic] + [f"__ferry.{run_id}.{k}" for k in ("offsets", "status", "slots")])
 
 
 def test_a_run_started_with_per_partition_transactional_ids_is_refused(clusters, tmp_path):

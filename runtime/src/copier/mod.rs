@@ -584,18 +584,32 @@ impl Worker {
             return Ok(());
         }
         let since = *waiting_since.get_or_insert_with(Instant::now);
-        let ready = writable::writable(&setup.progress_peek, &waiting, writable::CHECK_TIMEOUT);
+        let ready = writable::writable(
+            &setup.progress_peek,
+            &setup.target,
+            &waiting,
+            writable::CHECK_TIMEOUT,
+        );
         let added = writable::take_ready(&mut lock(owned), &ready)?;
         let still = waiting.len() - added.count();
         if added.count() > 0 {
             consumer
                 .incremental_assign(&added)
                 .context("adding partitions whose target log appeared to the copy")?;
-            tracing::info!(
-                added = added.count(),
-                still_waiting = still,
-                "target partitions now have logs: copying them"
-            );
+            if still == 0 {
+                tracing::info!(
+                    added = added.count(),
+                    still_waiting = still,
+                    "target partitions now have logs: copying them (every owned partition is \
+                     being copied now)"
+                );
+            } else {
+                tracing::debug!(
+                    added = added.count(),
+                    still_waiting = still,
+                    "target partitions now have logs: copying them"
+                );
+            }
         }
         let first_waiting = waiting.iter().find(|(s, _)| !ready.contains(s));
         if let Some((source, target)) = first_waiting

@@ -123,6 +123,7 @@ impl SlotContext {
                 // others as their logs appear (see `writable`).
                 let ready = writable::writable(
                     &self.setup.progress_peek,
+                    &self.setup.target,
                     &writable::keys(taken.iter().flat_map(|s| s.partitions.iter())),
                     writable::CHECK_TIMEOUT,
                 );

@@ -9,14 +9,15 @@
 //! existed the first check answers for all of them.
 
 use std::collections::{BTreeSet, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::{Offset, TopicPartitionList};
+use ferry_kafka::{ConnectionConfig, answered_end_offsets};
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::partition::PartitionCopy;
 use super::slot::{Owned, SlotCopy, start_offset};
-use crate::end_offsets::list_offsets;
+use crate::end_offsets::PARTITIONS_PER_CALL;
 use crate::partition_list::append;
 use crate::progress::PartitionKey;
 
@@ -27,25 +28,35 @@ pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long partitions may stay without a log before the worker says so at warning level.
 pub(crate) const WARN_AFTER: Duration = Duration::from_secs(60);
 
-/// The source partitions among `partitions` whose target partitions have a log now. An
-/// unanswered check counts as none (asked again later).
+/// The source partitions among `partitions` whose target partitions have a log now (their
+/// leader answers ListOffsets for them). An unanswered check counts as none (asked again
+/// later).
 pub(crate) fn writable(
     target_reader: &BaseConsumer,
+    target: &ConnectionConfig,
     partitions: &[(PartitionKey, PartitionKey)],
     timeout: Duration,
 ) -> HashSet<PartitionKey> {
-    let targets: Vec<PartitionKey> = partitions.iter().map(|(_, t)| t.clone()).collect();
-    match list_offsets(target_reader, &targets, Offset::End, timeout) {
-        Ok((found, _)) => partitions
-            .iter()
-            .filter(|(_, target)| found.contains_key(target))
-            .map(|(source, _)| source.clone())
-            .collect(),
-        Err(e) => {
-            tracing::debug!(error = format!("{e:#}"), "target partitions not checked");
-            HashSet::new()
+    let deadline = Instant::now() + timeout;
+    let mut ready = HashSet::new();
+    // In chunks, like `end_offsets`: librdkafka matches answers to the request by searching it.
+    for chunk in partitions.chunks(PARTITIONS_PER_CALL) {
+        let targets: Vec<PartitionKey> = chunk.iter().map(|(_, t)| t.clone()).collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match answered_end_offsets(target_reader.client(), target, &targets, left) {
+            Ok(found) => ready.extend(
+                chunk
+                    .iter()
+                    .filter(|(_, target)| found.contains_key(target))
+                    .map(|(source, _)| source.clone()),
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "target partitions not checked");
+                break;
+            }
         }
     }
+    ready
 }
 
 /// The source and target keys of `partitions`, for [`writable`].
@@ -122,8 +133,8 @@ pub(crate) fn take_ready(
 mod tests {
     use std::sync::Arc;
 
-    use rdkafka::ClientConfig;
     use rdkafka::producer::BaseProducer;
+    use rdkafka::{ClientConfig, Offset};
 
     use super::*;
     use crate::copier::partition::PartitionProgress;
