@@ -420,17 +420,21 @@ pub async fn end_offsets(
     .await
 }
 
-/// The latest offsets (read_uncommitted) of the partitions that answer, asked through a
-/// client the caller holds; blocking, within `timeout`. Each partition is answered on its own
-/// (admin ListOffsets), so one whose leader has not made its log yet is only left out, where a
-/// consumer's `offsets_for_times` retries the whole request to its timeout and fails it.
-/// `conn` names the cluster in errors; the call fails as a whole only if the request does.
-pub fn answered_end_offsets<C: ClientContext>(
+/// Per partition, its offset or the error code it alone got.
+pub type EachEndOffset = HashMap<(String, i32), Result<i64, RDKafkaErrorCode>>;
+
+/// The latest offset (read_uncommitted) of each partition, or the error it alone got, asked
+/// through a client the caller holds; blocking, within `timeout`. Each partition is answered
+/// on its own (admin ListOffsets), so one whose leader has not made its log yet is an error of
+/// its own, where a consumer's `offsets_for_times` retries the whole request to its timeout
+/// and fails it. `conn` names the cluster in errors; the call fails as a whole only if the
+/// request does.
+pub fn each_end_offset<C: ClientContext>(
     client: &Client<C>,
     conn: &ConnectionConfig,
     partitions: &[(String, i32)],
     timeout: Duration,
-) -> Result<HashMap<(String, i32), i64>, KafkaClientError> {
+) -> Result<EachEndOffset, KafkaClientError> {
     if partitions.is_empty() {
         return Ok(HashMap::new());
     }
@@ -444,7 +448,7 @@ pub fn answered_end_offsets<C: ClientContext>(
         .map_err(|e| ctx.native(e, None))?;
     Ok(answers
         .into_iter()
-        .filter_map(|(key, answer)| answer.ok().map(|offset| (key, offset)))
+        .map(|(key, answer)| (key, answer.map_err(|e| e.code)))
         .collect())
 }
 

@@ -185,7 +185,7 @@ def test_a_run_creating_a_wide_target_copies_as_the_target_logs_appear(clusters,
         finally:
             kill(worker)
         log = (tmp_path / "w1.log").read_text()
-        waiting = sum(int(n) for n in re.findall(r"target partitions without a log yet.*?waiting=(\d+)", log))
+        waiting = sum(int(n) for n in re.findall(r"target partitions not writable yet.*?waiting=(\d+)", log))
         added = sum(int(n) for n in re.findall(r"target partitions now have logs: copying them.*?added=(\d+)", log))
         print(f"\n{partitions} target partitions created by the run: {waiting} waited for their log at the first "
               f"assignment, {added} added to the copy as their logs appeared")

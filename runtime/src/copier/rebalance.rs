@@ -141,8 +141,8 @@ impl SlotContext {
                 if !waiting.is_empty() {
                     tracing::info!(
                         waiting = waiting.len(),
-                        "target partitions without a log yet (a topic being created): their \
-                         copy starts when the target broker has made them"
+                        "target partitions not writable yet (a topic being created, or a \
+                         leader moving): each is copied once its leader answers for it"
                     );
                 }
                 let mut owned = self.owned.lock().expect("slot lock");

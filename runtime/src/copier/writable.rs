@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use ferry_kafka::{ConnectionConfig, answered_end_offsets};
+use ferry_kafka::{ConnectionConfig, KafkaErrorCode as RDKafkaErrorCode, each_end_offset};
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -38,25 +38,63 @@ pub(crate) fn writable(
     timeout: Duration,
 ) -> HashSet<PartitionKey> {
     let deadline = Instant::now() + timeout;
+    let (mut ready, refused) = ask(target_reader, target, partitions, deadline);
+    if let Some(((topic, partition), code)) = refused.first() {
+        tracing::debug!(%topic, partition, ?code, refused = refused.len(), "target partitions not writable yet");
+        // Admin ListOffsets goes by the client's cached metadata (leader, leader epoch), which
+        // a reader that never fetches does not refresh on its own for minutes: after a broker
+        // restart its stale epoch was refused again and again (FENCED_LEADER_EPOCH). One
+        // metadata request brings it up to date, and the refused partitions are asked again.
+        let topics: BTreeSet<&str> = refused.iter().map(|((t, _), _)| t.as_str()).collect();
+        for topic in topics {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(e) = target_reader.fetch_metadata(Some(topic), left) {
+                tracing::debug!(error = %e, %topic, "refreshing the target topic's metadata");
+            }
+        }
+        let again: Vec<(PartitionKey, PartitionKey)> = partitions
+            .iter()
+            .filter(|(_, t)| refused.iter().any(|(r, _)| r == t))
+            .cloned()
+            .collect();
+        ready.extend(ask(target_reader, target, &again, deadline).0);
+    }
+    ready
+}
+
+/// One round of [`writable`]: the ready source partitions, and the target partitions the
+/// leaders refused with their error codes.
+fn ask(
+    target_reader: &BaseConsumer,
+    target: &ConnectionConfig,
+    partitions: &[(PartitionKey, PartitionKey)],
+    deadline: Instant,
+) -> (HashSet<PartitionKey>, Vec<(PartitionKey, RDKafkaErrorCode)>) {
     let mut ready = HashSet::new();
+    let mut refused = Vec::new();
     // In chunks, like `end_offsets`: librdkafka matches answers to the request by searching it.
     for chunk in partitions.chunks(PARTITIONS_PER_CALL) {
         let targets: Vec<PartitionKey> = chunk.iter().map(|(_, t)| t.clone()).collect();
         let left = deadline.saturating_duration_since(Instant::now());
-        match answered_end_offsets(target_reader.client(), target, &targets, left) {
-            Ok(found) => ready.extend(
-                chunk
-                    .iter()
-                    .filter(|(_, target)| found.contains_key(target))
-                    .map(|(source, _)| source.clone()),
-            ),
+        match each_end_offset(target_reader.client(), target, &targets, left) {
+            Ok(answers) => {
+                for (source, target) in chunk {
+                    match answers.get(target) {
+                        Some(Ok(_)) => {
+                            ready.insert(source.clone());
+                        }
+                        Some(Err(code)) => refused.push((target.clone(), *code)),
+                        None => {}
+                    }
+                }
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "target partitions not checked");
                 break;
             }
         }
     }
-    ready
+    (ready, refused)
 }
 
 /// The source and target keys of `partitions`, for [`writable`].
