@@ -287,7 +287,8 @@ async fn run(
         .collect();
     blocking(move || crate::copier::record_slot_count(&slots_spec, &slots_target, &source_keys))
         .await?;
-    topics::prepare_target(&spec, &source_admin, &target_admin, &pairs).await?;
+    let narrow_targets =
+        topics::prepare_target(&spec, &source_admin, &target_admin, &pairs).await?;
 
     let metrics = Arc::new(Metrics::default());
     let status = Arc::new(Mutex::new(WorkerStatus::default()));
@@ -330,6 +331,7 @@ async fn run(
         status,
         http_address: Some(http),
         topics: pairs.iter().map(|p| p.source.clone()).collect(),
+        narrow_targets,
         on_status: Some(Box::new(move |s: &WorkerStatus| show_progress(s, terminal))),
     };
     let keys = target_partitions(&pairs);

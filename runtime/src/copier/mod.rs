@@ -56,6 +56,7 @@ use crate::connect::{create_shared, create_with};
 use crate::end_offsets::some_end_offsets;
 use crate::metrics::Metrics;
 use crate::progress::PartitionKey;
+use crate::topics::NarrowTargets;
 use ferry_kafka::ConnectionConfig;
 use ferry_mirror_api::now_ms;
 use ferry_mirror_api::spec::{Mode, Spec};
@@ -114,6 +115,9 @@ struct Setup {
     probe: Arc<BaseConsumer>,
     /// Set by a callback that cannot go on; the loop returns it as the worker's error.
     fatal: Mutex<Option<String>>,
+    /// Target topics whose later partitions the broker had not published yet (see
+    /// `topics::prepare_target`): their slot producers learn them before copying to them.
+    narrow_targets: NarrowTargets,
 }
 
 /// How a worker's run ended.
@@ -140,6 +144,8 @@ pub(crate) struct Worker {
     pub http_address: Option<String>,
     /// Source topics to copy.
     pub topics: Vec<String>,
+    /// Target topics not at full width in the metadata yet (`topics::prepare_target`).
+    pub narrow_targets: NarrowTargets,
     /// Called with each status the worker publishes (progress display).
     pub on_status: Option<StatusCallback>,
 }
@@ -172,6 +178,7 @@ impl Worker {
                 &format!("{}.probe", spec.worker_group()),
             ))?,
             fatal: Mutex::new(None),
+            narrow_targets: self.narrow_targets.clone(),
         });
         let partitions = control::source_partitions(&setup.watermarks, &self.topics, CALL_TIMEOUT)?;
         let slots = control::slot_count(
@@ -584,13 +591,22 @@ impl Worker {
             return Ok(());
         }
         let since = *waiting_since.get_or_insert_with(Instant::now);
-        let ready = writable::writable(
+        let mut ready = writable::writable(
             &setup.progress_peek,
             &setup.target,
             &waiting,
             writable::CHECK_TIMEOUT,
         );
-        let added = writable::take_ready(&mut lock(owned), &ready)?;
+        let mut owned = lock(owned);
+        writable::known_to_producers(
+            owned.slots.values_mut(),
+            &setup.narrow_targets,
+            &mut ready,
+            writable::CHECK_TIMEOUT,
+            writable::refresh_width,
+        );
+        let added = writable::take_ready(&mut owned, &ready)?;
+        drop(owned);
         let still = waiting.len() - added.count();
         if added.count() > 0 {
             consumer

@@ -118,14 +118,22 @@ impl SlotContext {
             .filter_map(|e| u32::try_from(e.partition()).ok())
             .collect();
         match take_slots(&self.setup, &self.split, &slots) {
-            Ok(taken) => {
-                // Only partitions whose target log exists are copied now; the loop adds the
-                // others as their logs appear (see `writable`).
-                let ready = writable::writable(
+            Ok(mut taken) => {
+                // Only partitions whose target log exists (and that the slot's producer knows)
+                // are copied now; the loop adds the others as they become writable (see
+                // `writable`).
+                let mut ready = writable::writable(
                     &self.setup.progress_peek,
                     &self.setup.target,
                     &writable::keys(taken.iter().flat_map(|s| s.partitions.iter())),
                     writable::CHECK_TIMEOUT,
+                );
+                writable::known_to_producers(
+                    taken.iter_mut(),
+                    &self.setup.narrow_targets,
+                    &mut ready,
+                    writable::CHECK_TIMEOUT,
+                    writable::refresh_width,
                 );
                 let (copy, waiting) = match writable::split_ready(&taken, &ready) {
                     Ok(split) => split,
@@ -326,6 +334,7 @@ fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCop
             open: false,
             fenced: false,
             given_up: false,
+            known_widths: HashMap::new(),
         });
     }
     Ok(out)

@@ -30,6 +30,10 @@ pub(crate) struct SlotCopy {
     /// This worker gave the producer up itself (a call that never answered): no takeover is
     /// coming, so the slot is taken again at once.
     pub given_up: bool,
+    /// For target topics still growing when the run started (`Setup::narrow_targets`), the
+    /// width the producer's metadata showed at its last refresh: it refuses a partition
+    /// beyond it at once (`writable::known_to_producers`).
+    pub known_widths: HashMap<String, i32>,
 }
 
 impl SlotCopy {

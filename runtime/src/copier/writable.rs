@@ -8,18 +8,20 @@
 //! answers for it), and the others as their logs appear. For a target topic that already
 //! existed the first check answers for all of them.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use ferry_kafka::{ConnectionConfig, KafkaErrorCode as RDKafkaErrorCode, each_end_offset};
+use ferry_kafka::{ConnectionConfig, each_end_offset};
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::Producer;
 
 use super::partition::PartitionCopy;
 use super::slot::{Owned, SlotCopy, start_offset};
 use crate::end_offsets::PARTITIONS_PER_CALL;
 use crate::partition_list::append;
 use crate::progress::PartitionKey;
+use crate::topics::NarrowTargets;
 
 /// How often a worker asks again for the target partitions still without a log.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -38,63 +40,136 @@ pub(crate) fn writable(
     timeout: Duration,
 ) -> HashSet<PartitionKey> {
     let deadline = Instant::now() + timeout;
-    let (mut ready, refused) = ask(target_reader, target, partitions, deadline);
-    if let Some(((topic, partition), code)) = refused.first() {
-        tracing::debug!(%topic, partition, ?code, refused = refused.len(), "target partitions not writable yet");
-        // Admin ListOffsets goes by the client's cached metadata (leader, leader epoch), which
-        // a reader that never fetches does not refresh on its own for minutes: after a broker
-        // restart its stale epoch was refused again and again (FENCED_LEADER_EPOCH). One
-        // metadata request brings it up to date, and the refused partitions are asked again.
-        let topics: BTreeSet<&str> = refused.iter().map(|((t, _), _)| t.as_str()).collect();
+    let mut ready = ask(target_reader, target, partitions, deadline);
+    let unready: Vec<(PartitionKey, PartitionKey)> = partitions
+        .iter()
+        .filter(|(s, _)| !ready.contains(s))
+        .cloned()
+        .collect();
+    if let Some((_, (topic, partition))) = unready.first() {
+        tracing::debug!(%topic, partition, unready = unready.len(), "target partitions not writable yet");
+        // Admin ListOffsets goes by the client's cached metadata (leaders, leader epochs, the
+        // topic's width), which a reader that never fetches does not refresh on its own for
+        // minutes: after a broker restart its stale epoch was refused again and again
+        // (FENCED_LEADER_EPOCH), and a partition beyond the cached width is refused without
+        // asking. One metadata request per topic brings it up to date; then ask again.
+        let topics: BTreeSet<&str> = unready.iter().map(|(_, (t, _))| t.as_str()).collect();
         for topic in topics {
             let left = deadline.saturating_duration_since(Instant::now());
             if let Err(e) = target_reader.fetch_metadata(Some(topic), left) {
                 tracing::debug!(error = %e, %topic, "refreshing the target topic's metadata");
             }
         }
-        let again: Vec<(PartitionKey, PartitionKey)> = partitions
-            .iter()
-            .filter(|(_, t)| refused.iter().any(|(r, _)| r == t))
-            .cloned()
-            .collect();
-        ready.extend(ask(target_reader, target, &again, deadline).0);
+        ready.extend(ask(target_reader, target, &unready, deadline));
     }
     ready
 }
 
-/// One round of [`writable`]: the ready source partitions, and the target partitions the
-/// leaders refused with their error codes.
+/// Leaves out of `ready` (source keys) the partitions of still-growing target topics that their
+/// slot's producer does not know yet. A librdkafka producer refuses a partition beyond the
+/// topic width in its metadata at once (UNKNOWN_PARTITION), which would abort the slot's
+/// transaction; so a producer whose slot has a newly ready partition beyond the width it knows
+/// refreshes its metadata for that topic first (once per step the broker publishes, not per
+/// partition). Topics at full width when the run started cost nothing here. `refresh` asks a
+/// producer for a topic's width within the time given (`None`: no answer).
+pub(crate) fn known_to_producers<'a>(
+    slots: impl Iterator<Item = &'a mut SlotCopy>,
+    narrow: &NarrowTargets,
+    ready: &mut HashSet<PartitionKey>,
+    timeout: Duration,
+    mut refresh: impl FnMut(&SlotCopy, &str, Duration) -> Option<i32>,
+) {
+    if narrow.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + timeout;
+    for slot in slots {
+        // The widest partition each growing topic needs in this slot.
+        let mut needed: BTreeMap<&str, i32> = BTreeMap::new();
+        for pc in &slot.partitions {
+            if narrow.contains_key(&pc.target_topic)
+                && ready.contains(&(pc.source_topic.clone(), pc.partition))
+            {
+                let widest = needed.entry(pc.target_topic.as_str()).or_insert(0);
+                *widest = (*widest).max(pc.partition + 1);
+            }
+        }
+        let mut learned = Vec::new();
+        for (topic, width) in needed {
+            let known = known_width(slot, narrow, topic);
+            if width > known {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if let Some(now) = refresh(slot, topic, left).filter(|w| *w > known) {
+                    learned.push((topic.to_string(), now));
+                }
+            }
+        }
+        slot.known_widths.extend(learned);
+        for pc in &slot.partitions {
+            if narrow.contains_key(&pc.target_topic)
+                && pc.partition >= known_width(slot, narrow, &pc.target_topic)
+            {
+                ready.remove(&(pc.source_topic.clone(), pc.partition));
+            }
+        }
+    }
+}
+
+/// The width of a growing target topic that `slot`'s producer knows: its last refresh, or the
+/// width the worker saw before the producer was made (its first metadata shows at least that).
+fn known_width(slot: &SlotCopy, narrow: &NarrowTargets, topic: &str) -> i32 {
+    slot.known_widths
+        .get(topic)
+        .copied()
+        .or_else(|| narrow.get(topic).copied())
+        .unwrap_or(i32::MAX)
+}
+
+/// The width of `topic` in the metadata of `slot`'s producer, refreshed now (for
+/// [`known_to_producers`]). librdkafka applies the answer to the producer's own topic state.
+pub(crate) fn refresh_width(slot: &SlotCopy, topic: &str, timeout: Duration) -> Option<i32> {
+    match slot.producer.client().fetch_metadata(Some(topic), timeout) {
+        Ok(metadata) => metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .and_then(|t| i32::try_from(t.partitions().len()).ok()),
+        Err(e) => {
+            tracing::debug!(error = %e, slot = slot.index, %topic, "refreshing a slot producer's metadata");
+            None
+        }
+    }
+}
+
+/// One round of [`writable`]: the ready source partitions.
 fn ask(
     target_reader: &BaseConsumer,
     target: &ConnectionConfig,
     partitions: &[(PartitionKey, PartitionKey)],
     deadline: Instant,
-) -> (HashSet<PartitionKey>, Vec<(PartitionKey, RDKafkaErrorCode)>) {
+) -> HashSet<PartitionKey> {
     let mut ready = HashSet::new();
-    let mut refused = Vec::new();
     // In chunks, like `end_offsets`: librdkafka matches answers to the request by searching it.
     for chunk in partitions.chunks(PARTITIONS_PER_CALL) {
         let targets: Vec<PartitionKey> = chunk.iter().map(|(_, t)| t.clone()).collect();
         let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
         match each_end_offset(target_reader.client(), target, &targets, left) {
             Ok(answers) => {
                 for (source, target) in chunk {
-                    match answers.get(target) {
-                        Some(Ok(_)) => {
-                            ready.insert(source.clone());
-                        }
-                        Some(Err(code)) => refused.push((target.clone(), *code)),
-                        None => {}
+                    if let Some(Ok(_)) = answers.get(target) {
+                        ready.insert(source.clone());
                     }
                 }
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "target partitions not checked");
-                break;
-            }
+            // A chunk none of whose partitions the client can place (all beyond the width it
+            // knows) fails as a whole; the next chunk may still answer.
+            Err(e) => tracing::debug!(error = %e, "target partitions not checked"),
         }
     }
-    (ready, refused)
+    ready
 }
 
 /// The source and target keys of `partitions`, for [`writable`].
@@ -169,6 +244,7 @@ pub(crate) fn take_ready(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::sync::Arc;
 
     use rdkafka::producer::BaseProducer;
@@ -200,6 +276,7 @@ mod tests {
             open: false,
             fenced: false,
             given_up: false,
+            known_widths: HashMap::new(),
         }
     }
 
@@ -249,5 +326,94 @@ mod tests {
             0,
             "not added twice"
         );
+    }
+
+    #[test]
+    fn a_growing_topics_partitions_wait_until_the_slot_producer_knows_them() {
+        let narrow = NarrowTargets::from([("copy.orders".to_string(), 4)]);
+        let mut slots = [slot(0, &[(0, -1), (2, -1), (4, -1), (6, -1)])];
+        let asked = std::cell::RefCell::new(Vec::new());
+        let answers = std::cell::RefCell::new(vec![Some(8), None, Some(5)]);
+        let refresh = |s: &SlotCopy, topic: &str, _: Duration| {
+            asked.borrow_mut().push((s.index, topic.to_string()));
+            answers.borrow_mut().pop().expect("an answer")
+        };
+        let all: HashSet<PartitionKey> = [key(0), key(2), key(4), key(6)].into();
+
+        let mut ready = all.clone();
+        known_to_producers(
+            slots.iter_mut(),
+            &narrow,
+            &mut ready,
+            Duration::ZERO,
+            refresh,
+        );
+        assert_eq!(
+            ready,
+            [key(0), key(2), key(4)].into(),
+            "partition 6 is beyond the 5 partitions the producer knows"
+        );
+        assert_eq!(slots[0].known_widths["copy.orders"], 5);
+
+        let mut ready = all.clone();
+        known_to_producers(
+            slots.iter_mut(),
+            &narrow,
+            &mut ready,
+            Duration::ZERO,
+            refresh,
+        );
+        assert_eq!(
+            ready,
+            [key(0), key(2), key(4)].into(),
+            "an unanswered refresh teaches nothing"
+        );
+
+        let mut ready = all.clone();
+        known_to_producers(
+            slots.iter_mut(),
+            &narrow,
+            &mut ready,
+            Duration::ZERO,
+            refresh,
+        );
+        assert_eq!(ready, all, "the producer knows all 8 now");
+        assert_eq!(asked.borrow().len(), 3);
+
+        let mut ready = all.clone();
+        known_to_producers(
+            slots.iter_mut(),
+            &narrow,
+            &mut ready,
+            Duration::ZERO,
+            refresh,
+        );
+        assert_eq!(ready, all);
+        assert_eq!(
+            asked.borrow().len(),
+            3,
+            "a known width is not asked for again"
+        );
+    }
+
+    #[test]
+    fn topics_at_full_width_never_ask_the_producers() {
+        let mut slots = [slot(0, &[(0, -1), (7, -1)])];
+        let all: HashSet<PartitionKey> = [key(0), key(7)].into();
+        let never = |_: &SlotCopy, _: &str, _: Duration| -> Option<i32> {
+            panic!("no producer metadata request for a topic at full width")
+        };
+        let mut ready = all.clone();
+        known_to_producers(
+            slots.iter_mut(),
+            &NarrowTargets::new(),
+            &mut ready,
+            Duration::ZERO,
+            never,
+        );
+        assert_eq!(ready, all);
+        let other = NarrowTargets::from([("copy.other".to_string(), 1)]);
+        known_to_producers(slots.iter_mut(), &other, &mut ready, Duration::ZERO, never);
+        assert_eq!(ready, all);
     }
 }
