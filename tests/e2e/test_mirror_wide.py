@@ -170,10 +170,14 @@ def run_wide(a, b, topic, run_id, tmp_path):
 def test_a_run_creating_a_wide_target_copies_as_the_target_logs_appear(clusters, tmp_path):
     """A broker names a new topic's leaders before it has made the partitions' logs, and makes
     them a few hundred to a few thousand a second. The worker copies each partition once its
-    target log exists instead of waiting for the last one; the copy is exact either way."""
+    target log exists instead of waiting for the last one; the copy is exact either way.
+
+    5,001 partitions: the run creates the target in two steps (5,000, then one more), and the
+    broker publishes the second step only after making the first step's logs. The worker goes
+    on at the first step; the last partition is copied once its slot's producer knows it."""
     a, b = clusters
     topic, run_id = unique("wide-new"), unique("run")
-    partitions = int(os.environ.get("FERRY_WIDE_NEW_PARTITIONS", "3000"))
+    partitions = int(os.environ.get("FERRY_WIDE_NEW_PARTITIONS", "5001"))
     try:
         create_topic(a, topic, partitions)
         produce(a, topic, ((i % partitions, f"k{i}".encode(), os.urandom(100), None, None) for i in range(2 * partitions)))
@@ -187,8 +191,10 @@ def test_a_run_creating_a_wide_target_copies_as_the_target_logs_appear(clusters,
         log = (tmp_path / "w1.log").read_text()
         waiting = sum(int(n) for n in re.findall(r"target partitions not writable yet.*?waiting=(\d+)", log))
         added = sum(int(n) for n in re.findall(r"target partitions now have logs: copying them.*?added=(\d+)", log))
-        print(f"\n{partitions} target partitions created by the run: {waiting} waited for their log at the first "
-              f"assignment, {added} added to the copy as their logs appeared")
+        first_step = re.search(r"target topic ready at its first step.*?partitions=(\d+)", log)
+        print(f"\n{partitions} target partitions created by the run: the worker went on at "
+              f"{first_step.group(1) if first_step else partitions} of them; {waiting} waited for their log at the "
+              f"first assignment, {added} added to the copy as their logs appeared")
         # Each partition that waited was copied once its log appeared (else the run would not end,
         # or would end short), and none was added twice.
         assert added == waiting, log[-3000:]
