@@ -31,6 +31,6 @@ pub use cluster::{OngoingReassignment, PartitionLayout, TopicLayout};
 pub use connection::{ConnectionConfig, SaslConfig, SaslMechanism, Secret, TlsConfig};
 pub use rdkafka::error::RDKafkaErrorCode as KafkaErrorCode;
 pub use records::{
-    KafkaClientError, each_end_offset, end_offsets, read_latest_by_key, write_keyed,
+    KafkaClientError, each_end_offset, end_offsets, flush_promptly, read_latest_by_key, write_keyed,
 };
 pub use scram::{ScramCredential, ScramMechanism};

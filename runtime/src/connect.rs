@@ -12,7 +12,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::ClientConfig;
@@ -100,12 +100,20 @@ pub(crate) fn init_transactions<C: ProducerContext + 'static>(
     via_topic: &str,
     timeout: Duration,
 ) -> rdkafka::error::KafkaResult<()> {
-    if let Err(e) =
-        producer
-            .client()
-            .fetch_watermarks(via_topic, 0, timeout.min(Duration::from_secs(5)))
-    {
-        tracing::debug!(error = %e, "reaching a broker before init_transactions failed");
+    // librdkafka looks for the partition's leader again at growing intervals (100, 200, 300 ms,
+    // ...) while its first broker connection is not up yet, which a just-made producer hit about
+    // one time in six (0.5-0.7 s to take a slot). Short attempts, doubling, look again sooner.
+    let deadline = Instant::now() + timeout.min(Duration::from_secs(5));
+    let mut attempt = Duration::from_millis(20);
+    loop {
+        match producer.client().fetch_watermarks(via_topic, 0, attempt) {
+            Ok(_) => break,
+            Err(e) if Instant::now() + attempt >= deadline => {
+                tracing::debug!(error = %e, "reaching a broker before init_transactions failed");
+                break;
+            }
+            Err(_) => attempt = (attempt * 2).min(Duration::from_secs(1)),
+        }
     }
     producer.init_transactions(timeout)
 }

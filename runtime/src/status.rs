@@ -112,7 +112,7 @@ fn write(
         }
         producer.send(record).map_err(|(e, _)| e)?;
     }
-    producer.flush(timeout)?;
+    ferry_kafka::flush_promptly(producer, timeout)?;
     Ok(())
 }
 

@@ -758,7 +758,14 @@ impl Worker {
             return Vec::new();
         }
         let work = due.iter_mut().map(|(slot, abort)| (slot, *abort)).collect();
+        let started = Instant::now();
         let outcomes = end_in_parallel(work, setup);
+        // The copy loop waits for the round: how long, for tuning the cadence.
+        tracing::debug!(
+            slots = outcomes.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "transaction round ended"
+        );
         let mut rewinds = Vec::new();
         let mut owned = lock(owned);
         for ((slot, _), outcome) in due.into_iter().zip(outcomes) {
@@ -915,7 +922,7 @@ fn position_of(positions: &Positions, topic: &str, partition: i32) -> Option<i64
 
 /// Waits for the last status records; a status lost at exit is replaced by the next worker's.
 fn flush_status(producer: &BaseProducer) {
-    if let Err(e) = producer.flush(Duration::from_secs(10)) {
+    if let Err(e) = ferry_kafka::flush_promptly(producer, Duration::from_secs(10)) {
         tracing::warn!(error = %e, "the last status was not published");
     }
 }

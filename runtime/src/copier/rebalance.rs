@@ -117,6 +117,10 @@ impl SlotContext {
             .iter()
             .filter_map(|e| u32::try_from(e.partition()).ok())
             .collect();
+        tracing::debug!(
+            slots = slots.len(),
+            "the group handed out slots: taking them over"
+        );
         match take_slots(&self.setup, &self.split, &slots) {
             Ok(mut taken) => {
                 // Only partitions whose target log exists (and that the slot's producer knows)
@@ -231,6 +235,7 @@ impl SlotContext {
 /// holding partitions, in parallel, then reads where each partition's copy stands. Slots with
 /// no partition get no producer.
 fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCopy>> {
+    let started = std::time::Instant::now();
     let spec = &setup.spec;
     let slots: Vec<u32> = slots
         .iter()
@@ -274,6 +279,7 @@ fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCop
             })
             .collect()
     });
+    let producers_ready = started.elapsed();
     let wanted: Vec<PartitionKey> = slots
         .iter()
         .flat_map(|s| split.partitions(*s).iter().cloned())
@@ -284,6 +290,7 @@ fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCop
         .collect();
     // After init_transactions every earlier owner's transaction is finished, so this is stable.
     let stored = progress::read(&setup.progress_client, &target_keys, CALL_TIMEOUT)?;
+    let progress_read = started.elapsed();
     // First time anyone takes a partition: its goal is its end offset now.
     let goals: HashMap<PartitionKey, i64> = match spec.mode {
         Mode::Continuous => HashMap::new(),
@@ -298,6 +305,13 @@ fn take_slots(setup: &Setup, split: &Split, slots: &[u32]) -> Result<Vec<SlotCop
                 .context("reading the end offsets of newly taken partitions")?
         }
     };
+    tracing::debug!(
+        producers = slots.len(),
+        producers_ms = producers_ready.as_millis() as u64,
+        progress_ms = (progress_read - producers_ready).as_millis() as u64,
+        goals_ms = (started.elapsed() - progress_read).as_millis() as u64,
+        "slots taken over"
+    );
     let mut out = Vec::with_capacity(slots.len());
     for (slot, producer) in slots.iter().zip(producers) {
         let producer = producer?;

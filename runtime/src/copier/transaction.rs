@@ -4,7 +4,7 @@
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::TopicPartitionList;
 use rdkafka::client::ClientContext;
@@ -133,9 +133,11 @@ fn commit(slot: &mut SlotCopy, setup: &Setup) -> CommitOutcome {
         }
         slot.open = true;
     }
-    if let Err(e) = slot.producer.flush(CALL_TIMEOUT) {
+    let started = Instant::now();
+    if let Err(e) = ferry_kafka::flush_promptly(&*slot.producer, CALL_TIMEOUT) {
         return fail(slot, setup, format!("flushing records: {e}"), is_fenced(&e));
     }
+    let flushed = started.elapsed();
     let (mut delivered, failure) = slot.producer.context().take();
     if let Some(f) = failure {
         return fail(
@@ -214,6 +216,7 @@ fn commit(slot: &mut SlotCopy, setup: &Setup) -> CommitOutcome {
         Ok(o) => o,
         Err(e) => return fail(slot, setup, format!("{e:#}"), false),
     };
+    let before_offsets = started.elapsed();
     if setup.exactly_once {
         if !entries.is_empty() {
             match send_offsets_within(&slot.producer, offsets, &spec.progress_group()) {
@@ -230,12 +233,29 @@ fn commit(slot: &mut SlotCopy, setup: &Setup) -> CommitOutcome {
                 }
             }
         }
+        let before_commit = started.elapsed();
+        // The mapping records first: `commit_transaction` flushes the rust-rdkafka way.
+        if let Err(e) = ferry_kafka::flush_promptly(&*slot.producer, CALL_TIMEOUT) {
+            return fail(
+                slot,
+                setup,
+                format!("flushing the offset mapping: {e}"),
+                is_fenced(&e),
+            );
+        }
         if let Err(e) = slot.producer.commit_transaction(CALL_TIMEOUT) {
             return fail(slot, setup, format!("committing: {e}"), is_fenced(&e));
         }
+        tracing::debug!(
+            slot = slot.index,
+            flush_ms = flushed.as_millis() as u64,
+            offsets_ms = (before_commit - before_offsets).as_millis() as u64,
+            commit_ms = (started.elapsed() - before_commit).as_millis() as u64,
+            "transaction committed"
+        );
     } else {
         // At-least-once: records first, then progress. A crash in between copies them again.
-        if let Err(e) = slot.producer.flush(CALL_TIMEOUT) {
+        if let Err(e) = ferry_kafka::flush_promptly(&*slot.producer, CALL_TIMEOUT) {
             return fail(
                 slot,
                 setup,
