@@ -1185,6 +1185,12 @@ mod recorded_results {
             config: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
         };
         admin.create_topic(&new, false).await.unwrap();
+        // The broker answers CreateTopics before its metadata shows the topic, and the result
+        // writer refuses a topic it cannot see (a CI run failed on that race).
+        admin
+            .wait_until_topic_ready(&topic, 1, Duration::from_secs(60))
+            .await
+            .unwrap();
         let launcher = NoLogs {
             target: target.clone(),
             topic,
