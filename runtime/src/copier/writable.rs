@@ -339,61 +339,40 @@ mod tests {
             answers.borrow_mut().pop().expect("an answer")
         };
         let all: HashSet<PartitionKey> = [key(0), key(2), key(4), key(6)].into();
+        // What the slot may copy now, when all four partitions have a log.
+        let check = |slots: &mut [SlotCopy]| {
+            let mut ready = all.clone();
+            known_to_producers(
+                slots.iter_mut(),
+                &narrow,
+                &mut ready,
+                Duration::ZERO,
+                refresh,
+            );
+            ready
+        };
+        let below_five: HashSet<PartitionKey> = [key(0), key(2), key(4)].into();
 
-        let mut ready = all.clone();
-        known_to_producers(
-            slots.iter_mut(),
-            &narrow,
-            &mut ready,
-            Duration::ZERO,
-            refresh,
-        );
         assert_eq!(
-            ready,
-            [key(0), key(2), key(4)].into(),
+            check(&mut slots),
+            below_five,
             "partition 6 is beyond the 5 partitions the producer knows"
         );
         assert_eq!(slots[0].known_widths["copy.orders"], 5);
-
-        let mut ready = all.clone();
-        known_to_producers(
-            slots.iter_mut(),
-            &narrow,
-            &mut ready,
-            Duration::ZERO,
-            refresh,
-        );
         assert_eq!(
-            ready,
-            [key(0), key(2), key(4)].into(),
+            check(&mut slots),
+            below_five,
             "an unanswered refresh teaches nothing"
         );
-
-        let mut ready = all.clone();
-        known_to_producers(
-            slots.iter_mut(),
-            &narrow,
-            &mut ready,
-            Duration::ZERO,
-            refresh,
-        );
-        assert_eq!(ready, all, "the producer knows all 8 now");
+        assert_eq!(check(&mut slots), all, "the producer knows all 8 now");
         assert_eq!(asked.borrow().len(), 3);
-
-        let mut ready = all.clone();
-        known_to_producers(
-            slots.iter_mut(),
-            &narrow,
-            &mut ready,
-            Duration::ZERO,
-            refresh,
-        );
-        assert_eq!(ready, all);
+        assert_eq!(check(&mut slots), all);
         assert_eq!(
             asked.borrow().len(),
             3,
             "a known width is not asked for again"
         );
+        assert_eq!(slots[0].known_widths["copy.orders"], 8);
     }
 
     #[test]
